@@ -1,0 +1,130 @@
+"""Command-line interface: ``nutrimeta <command>``. Each command is a thin wrapper over an
+importable function, so everything the CLI does can be scripted from Python too."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nutrimeta import __version__
+
+DATA_OPT = click.option("--data", "data_dir", default="data", show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="Folder of curated evidence.")
+SPECS_OPT = click.option("--analyses", "analyses_dir", default="analyses", show_default=True,
+                         type=click.Path(file_okay=False, path_type=Path),
+                         help="Folder of analysis specs (*.toml).")
+BUILD_OPT = click.option("--build", "build_dir", default="build", show_default=True,
+                         type=click.Path(file_okay=False, path_type=Path),
+                         help="Folder for intermediate results (effects, fits, bundles).")
+REPORTS_OPT = click.option("--reports", "reports_dir", default="reports", show_default=True,
+                           type=click.Path(file_okay=False, path_type=Path),
+                           help="Folder the reports are written to.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nutrimeta")
+def main() -> None:
+    """nutrimeta: Bayesian evidence synthesis of micronutrient supplementation and hormones."""
+
+
+@main.command()
+@DATA_OPT
+@click.option("--warnings/--no-warnings", default=True, show_default=True,
+              help="Also print warnings (they do not change the exit code).")
+def validate(data_dir: Path, warnings: bool) -> None:
+    """Validate the curated data; print every problem with file, row and column.
+
+    Exits 1 if there is any error.
+    """
+    from nutrimeta.validate import load_evidence
+
+    ev = load_evidence(data_dir)
+    shown = ev.problems if warnings else ev.errors
+    for p in shown:
+        click.echo(str(p), err=p.severity == "error")
+    n_st, n_res = len(ev.studies), len(ev.results)
+    summary = (f"{n_st} studies, {n_res} result rows, {len(ev.syntheses)} published syntheses, "
+               f"{len(ev.references)} references: {len(ev.errors)} error(s), "
+               f"{len(ev.warnings)} warning(s)")
+    click.echo(summary, err=bool(ev.errors))
+    if ev.errors:
+        sys.exit(1)
+
+
+@main.command()
+@DATA_OPT
+@SPECS_OPT
+@BUILD_OPT
+def effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> None:
+    """Compute the tidy effect-size table (build/effects.csv)."""
+    from nutrimeta.pipeline import run_effects
+
+    path = run_effects(data_dir, analyses_dir, build_dir)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@DATA_OPT
+@SPECS_OPT
+@BUILD_OPT
+@click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
+def fit(data_dir: Path, analyses_dir: Path, build_dir: Path, force: bool) -> None:
+    """Fit every analysis (refits only those whose inputs changed)."""
+    from nutrimeta.pipeline import run_fits
+
+    for line in run_fits(data_dir, analyses_dir, build_dir, force=force):
+        click.echo(line)
+
+
+@main.command()
+@DATA_OPT
+@BUILD_OPT
+@REPORTS_OPT
+def report(data_dir: Path, build_dir: Path, reports_dir: Path) -> None:
+    """Render reports from saved results (never refits)."""
+    from nutrimeta.pipeline import run_reports
+
+    for path in run_reports(data_dir, build_dir, reports_dir):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@DATA_OPT
+@SPECS_OPT
+@BUILD_OPT
+@REPORTS_OPT
+@click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
+def analysis(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path,
+             force: bool) -> None:
+    """The whole pipeline: validate, effect sizes, fits, reports."""
+    from nutrimeta.pipeline import run_all
+
+    status = run_all(data_dir, analyses_dir, build_dir, reports_dir, force=force,
+                     echo=click.echo)
+    sys.exit(status)
+
+
+@main.command()
+@DATA_OPT
+@click.option("--check", is_flag=True, help="Exit 1 if the descriptor is out of date.")
+def datapackage(data_dir: Path, check: bool) -> None:
+    """Regenerate data/datapackage.json (the data dictionary) from the schema."""
+    from nutrimeta import datapackage as dp
+
+    if check:
+        path = data_dir / dp.DESCRIPTOR_NAME
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        expected = dp.render(dp.build_descriptor(dp.read_version(data_dir)))
+        if current != expected:
+            click.echo(f"{path} is out of date: run `nutrimeta datapackage`", err=True)
+            sys.exit(1)
+        click.echo(f"{path} is up to date")
+        return
+    click.echo(f"wrote {dp.write_descriptor(data_dir)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

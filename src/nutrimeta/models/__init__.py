@@ -1,0 +1,1 @@
+"""Meta-analysis models: exact (numerical-integration) posteriors and frequentist estimators."""

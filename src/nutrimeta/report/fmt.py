@@ -1,0 +1,87 @@
+"""Number formatting shared by every part of the report (tables, text, figures and tests)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: Placeholder printed where a number is missing.
+MISSING = "NR"
+
+
+def _finite(x: Any) -> float | None:
+    """Return ``x`` as a finite float, or None when it is missing or not finite."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt(x: Any, digits: int = 2) -> str:
+    """Format an estimate with a fixed number of decimals.
+
+    Parameters
+    ----------
+    x
+        Number (or None / NaN, printed as ``NR``).
+    digits
+        Decimals.
+
+    Returns
+    -------
+    str
+        e.g. ``"1.32"``, ``"-0.20"``; negative zero is printed as ``"0.00"``.
+    """
+    v = _finite(x)
+    if v is None:
+        return MISSING
+    s = f"{v:.{digits}f}"
+    if s.startswith("-") and float(s) == 0:
+        s = s[1:]
+    return s
+
+
+def fmt_prob(p: Any) -> str:
+    """Format a posterior probability: two decimals, ``>0.99`` / ``<0.01`` at the extremes."""
+    v = _finite(p)
+    if v is None:
+        return MISSING
+    if v > 0.995:
+        return ">0.99"
+    if v < 0.005:
+        return "<0.01"
+    return f"{v:.2f}"
+
+
+def fmt_p(p: Any) -> str:
+    """Format a frequentist p-value: three decimals, ``<0.001`` below that."""
+    v = _finite(p)
+    if v is None:
+        return MISSING
+    if v < 0.001:
+        return "<0.001"
+    return f"{v:.3f}"
+
+
+def fmt_int(x: Any) -> str:
+    """Format a count."""
+    v = _finite(x)
+    if v is None:
+        return MISSING
+    return str(round(v))
+
+
+def fmt_interval(lo: Any, hi: Any, digits: int = 2) -> str:
+    """Format an interval as ``lo to hi`` (words, so negative limits stay readable)."""
+    return f"{fmt(lo, digits)} to {fmt(hi, digits)}"
+
+
+def fmt_estimate(summary: dict[str, Any] | None, digits: int = 2) -> str:
+    """Format a posterior summary ``{"mean", "q025", "q975"}`` as ``mean (q025 to q975)``."""
+    if not summary:
+        return MISSING
+    return (f"{fmt(summary.get('mean'), digits)} "
+            f"({fmt_interval(summary.get('q025'), summary.get('q975'), digits)})")

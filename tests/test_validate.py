@@ -1,0 +1,67 @@
+"""Validation: every malformed fixture yields its specific, located message; valid data pass."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nutrimeta.cli import main
+from nutrimeta.validate import ValidationError, load_evidence, require_valid
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MALFORMED = sorted(p for p in (FIXTURES / "malformed").iterdir() if p.is_dir())
+
+
+def test_valid_fixture_has_no_problems() -> None:
+    ev = load_evidence(FIXTURES / "valid_data")
+    assert ev.problems == []
+    assert len(ev.studies) == 3 and len(ev.results) == 7
+    assert set(ev.references) == {"alpha2001", "beta2005", "gamma2010", "delta2020"}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[p.name for p in MALFORMED])
+def test_malformed_file_gives_its_specific_error(case: Path) -> None:
+    severity, expected = (case / "expected.txt").read_text().strip().split(": ", 1)
+    ev = load_evidence(case)
+    messages = [str(p) for p in ev.problems if p.severity == severity]
+    assert any(expected in m for m in messages), messages
+    if severity == "error":
+        with pytest.raises(ValidationError):
+            require_valid(ev)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Two independent faults in two files are both reported in one run."""
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES / "valid_data", data)
+    studies = data / "zinc_testosterone" / "studies.csv"
+    results = data / "zinc_testosterone" / "results.csv"
+    studies.write_text(studies.read_text().replace("parallel_rct", "rct", 1))
+    results.write_text(results.read_text().replace(",100,", ",-100,", 1))
+    ev = load_evidence(data)
+    text = "\n".join(map(str, ev.errors))
+    assert "studies.csv row 2, column design" in text
+    assert "results.csv row 2, column sd: value -100.0 is negative" in text
+
+
+def test_missing_column_is_reported_once_not_per_row() -> None:
+    ev = load_evidence(FIXTURES / "malformed" / "missing_column")
+    located = [p for p in ev.errors if p.column == "locator"]
+    assert len(located) == 1 and located[0].row == 1
+
+
+def test_cli_validate_exit_codes() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["validate", "--data", str(FIXTURES / "valid_data")])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(main, ["validate", "--data", str(FIXTURES / "malformed" / "negative_sd")])
+    assert bad.exit_code == 1
+    assert "column sd: value -2.1 is negative" in bad.output
+
+
+def test_shipped_data_validate_without_errors() -> None:
+    ev = load_evidence(Path(__file__).parents[1] / "data")
+    assert ev.errors == [], "\n".join(map(str, ev.errors))
