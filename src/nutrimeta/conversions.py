@@ -107,10 +107,8 @@ def _crit(level: float, n: ArrayLike | None, dist: str | None, df: ArrayLike | N
     """Two-sided critical value and the label of the distribution used."""
     q = 1.0 - (1.0 - level) / 2.0
     if dist is None:
-        if n is None:
-            dist = "z"
-        else:
-            dist = "t" if np.all(_arr(n) < T_THRESHOLD_N) else "z"
+        small = n is not None and bool(np.all(_arr(n) < T_THRESHOLD_N))
+        dist = "t" if small else "z"
     if dist == "z":
         return stats.norm.ppf(q), "z"
     if dist != "t":

@@ -23,7 +23,7 @@ Statistical Software*, 36(3), 1-48.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -124,7 +124,7 @@ def escalc_rr(
 
 def bcg_data() -> pd.DataFrame:
     """Return the BCG trials with log risk ratios ``yi``, variances ``vi`` and ``sei`` added."""
-    df = pd.DataFrame([t.__dict__ for t in BCG_TRIALS])
+    df = pd.DataFrame([asdict(t) for t in BCG_TRIALS])
     yi, vi = escalc_rr(df["tpos"], df["tneg"], df["cpos"], df["cneg"])
     df["yi"] = yi
     df["vi"] = vi

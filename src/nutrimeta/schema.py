@@ -119,8 +119,9 @@ class Table:
 
 
 PROVENANCE_COLUMNS = (
-    Column("source_id", "string", "PMID (digits) or DOI (10.x/...) of the document the numbers "
-           "were read in; may be a review (secondary) rather than the trial report.", required=True),
+    Column("source_id", "string", "PMID (digits), DOI (10.x/...) or PMCID (PMC digits) of the "
+           "document the numbers were read in (a review, when secondary); for a source with none "
+           "of these, url:<address>.", required=True),
     Column("source_url", "string", "URL (or document) where the numbers were read.", required=True),
     Column("locator", "string", "Where in the source: 'abstract', 'table 2', 'figure 3 text', "
            "'review X table 1', ...", required=True),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nutrimeta.io_utils import sha256_text
+from nutrimeta.units import UnitConversionError, convert
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
 
 MODEL_KINDS = (
@@ -75,7 +76,9 @@ class LatentLevel:
 class ModeratorSpec:
     nutrient: str
     unit: str
-    cutoff: float
+    cutoff: float  # in ``unit`` (converted in code from the published value)
+    cutoff_value: float  # as published
+    cutoff_unit: str  # as published
     cutoff_source: str
     reference_deficient: float
     reference_replete: float
@@ -199,8 +202,15 @@ def load_spec(path: Path | str) -> AnalysisSpec:
         lr = _get(latent_raw, cat, f"{mw}.latent", dict)
         latent[cat] = LatentLevel(_get(lr, "mean", f"{mw}.latent.{cat}", float),
                                   _get(lr, "sd", f"{mw}.latent.{cat}", float))
+    cutoff_value = _get(m, "cutoff_value", mw, float)
+    cutoff_unit = _get(m, "cutoff_unit", mw, str)
+    try:
+        cutoff = float(convert(cutoff_value, cutoff_unit, unit, nutrient))
+    except UnitConversionError as exc:
+        raise SpecError(f"{mw}: cutoff_unit: {exc}") from exc
     moderator = ModeratorSpec(
-        nutrient=nutrient, unit=unit, cutoff=_get(m, "cutoff", mw, float),
+        nutrient=nutrient, unit=unit, cutoff=cutoff, cutoff_value=cutoff_value,
+        cutoff_unit=cutoff_unit,
         cutoff_source=_get(m, "cutoff_source", mw, str),
         reference_deficient=_get(m, "reference_deficient", mw, float),
         reference_replete=_get(m, "reference_replete", mw, float), latent=latent)

@@ -11,6 +11,7 @@ header is line 1) and the column.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandera.pandas as pa
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, TABLES, Column, Table
 
 SEVERITIES = ("error", "warning")
+SOURCE_ID = re.compile(r"^(\d+|10\.\S+/\S+|PMC\d+|url:\S+)$")
 
 
 @dataclass(frozen=True)
@@ -411,8 +413,9 @@ def _check_numbers(row: pd.Series, units) -> list[Problem]:  # noqa: ANN001
         out.append(_at(row, "sd", "SD of 0 with n > 1", "warning"))
     for col in ("source_id",):
         v = g(col)
-        if _present(v) and not (str(v).isdigit() or str(v).startswith("10.")):
-            out.append(_at(row, col, f"{v!r} is neither a PMID (digits) nor a DOI (10.x/...)"))
+        if _present(v) and not SOURCE_ID.match(str(v)):
+            out.append(_at(row, col, f"{v!r} is not a PMID (digits), a DOI (10.x/...), a PMCID "
+                           "(PMC digits) or, for a source with none of these, url:<address>"))
     return out
 
 

@@ -19,10 +19,12 @@ DIRECT algorithm, here composite Gauss-Legendre quadrature on ``log(tau)`` is us
 Quadrature: the integrand ``p(tau | y) * tau`` in ``t = log(tau)`` is smooth and decays at
 both ends (the posterior density of ``tau`` is finite at 0, tails are at least as light as the
 prior's). A coarse scan over 70 e-folds locates the region where the log integrand is within
-45 nats of its maximum; that interval (clipped at the upper bound of a uniform prior) is split
-into equal panels, each integrated with an ``order``-point Gauss-Legendre rule. The relative
-integration error of the normalising constant is estimated by comparison with a rule of half
-the order on the same panels (``integration_error``).
+36 nats of its maximum; that interval (clipped at the upper bound of a uniform prior) is split
+into equal panels (default 96), each integrated with an ``order``-point (default 8)
+Gauss-Legendre rule; the mass cut off outside the interval is below ``e^-36`` of the total.
+``integration_error`` is the relative difference of the normalising constant from a rule of
+half the order on the same panels: a conservative bound, the full-order rule being far more
+accurate (about 1e-10 in the tests).
 
 I^2: reported as ``tau^2 / (tau^2 + s2_typical)`` with the "typical" within-study variance of
 Higgins & Thompson (2002, eq. 9), ``s2 = (k - 1) sum(w) / (sum(w)^2 - sum(w^2))``,
@@ -182,13 +184,28 @@ class TauPrior:
     def logpdf(self, tau: ArrayLike) -> FloatArray:
         """Log prior density at ``tau`` (``-inf`` outside the support)."""
         t = np.asarray(tau, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        sc = self.scale
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if self.logpdf_fn is not None:
                 out = np.asarray(self.logpdf_fn(np.maximum(t, 0.0)), dtype=float)
+            elif self.kind == "halfnormal":
+                out = 0.5 * math.log(2.0 / math.pi) - math.log(sc) - 0.5 * (t / sc) ** 2
+            elif self.kind == "halfcauchy":
+                out = math.log(2.0 / math.pi) - math.log(sc) - np.log1p((t / sc) ** 2)
             elif self.kind == "halfstudentt":
-                out = math.log(2.0) + stats.t.logpdf(t, df=self.nu, scale=self.scale)
+                nu = self.nu
+                c = (
+                    math.log(2.0)
+                    + special.gammaln(0.5 * (nu + 1.0))
+                    - special.gammaln(0.5 * nu)
+                    - 0.5 * math.log(nu * math.pi)
+                    - math.log(sc)
+                )
+                out = c - 0.5 * (nu + 1.0) * np.log1p((t / sc) ** 2 / nu)
+            elif self.kind == "exponential":
+                out = -math.log(sc) - t / sc
             else:
-                out = self._dist.logpdf(t)
+                out = np.where(t <= sc, -math.log(sc), -np.inf)
         return np.where(t < 0, -np.inf, out)
 
     def pdf(self, tau: ArrayLike) -> FloatArray:
@@ -286,7 +303,7 @@ class NormalMixture:
         qa = np.atleast_1d(np.asarray(q, dtype=float))
         lo = float(np.min(self.means - 40.0 * self.sds))
         hi = float(np.max(self.means + 40.0 * self.sds))
-        tol = 1e-11 * max(float(np.max(self.sds)), 1e-300)
+        tol = 1e-10 * max(float(np.min(self.sds)), 1e-300)
         out = np.empty_like(qa)
         for i, qi in enumerate(qa):
             if not 0.0 < qi < 1.0:
@@ -379,9 +396,7 @@ class ExactPosterior:
         return np.where(np.isfinite(self.prior_sd), 1.0 / self.prior_sd**2, 0.0)
 
     def _conditional(self, tau: FloatArray) -> _Conditional:
-        return _conditional(
-            self.y, self.se**2, self.X, tau, self._prior_prec, self.prior_mean
-        )
+        return _conditional(self.y, self.se**2, self.X, tau, self._prior_prec, self.prior_mean)
 
     def _log_integrand(self, t: FloatArray) -> FloatArray:
         tau = np.exp(t)
@@ -492,6 +507,20 @@ class ExactPosterior:
             lambda x: -float(self.tau_pdf(max(x, 1e-300))), bounds=(lo, hi), method="bounded"
         )
         return 0.0 if j == 0 else float(res.x)
+
+    def tau_table(self, n: int = 200, upper_q: float = 0.995) -> dict[str, list[float]]:
+        """Prior and posterior density of ``tau`` on an even grid from 0 to the ``upper_q``
+        posterior quantile (for prior-vs-posterior plots)."""
+        hi = float(self.tau_quantile(upper_q))
+        grid = np.linspace(0.0, hi, n)
+        post = self.tau_pdf(grid)
+        if grid[0] == 0.0 and n > 1:  # density at 0 by its limit (finite for proper priors)
+            post[0] = float(self.tau_pdf(grid[1] * 1e-6))
+        return {
+            "grid": grid.tolist(),
+            "prior": np.exp(self.tau_prior.logpdf(grid)).tolist(),
+            "posterior": post.tolist(),
+        }
 
     def tau_summary(self, probs: Sequence[float] = _DEFAULT_PROBS) -> dict[str, float]:
         """Mean, sd, median, mode and quantiles of ``tau``."""
@@ -619,8 +648,10 @@ class ExactPosterior:
         self, probs: Sequence[float] = _DEFAULT_PROBS, thresholds: Sequence[float] = (0.0,)
     ) -> dict[str, Any]:
         """Plain-dict summary: parameters, prediction, I^2, P(mu > c), numerics."""
-        params: dict[str, Any] = {"mu" if self.p == 1 else name: self.coef(j).summary(probs)
-                                  for j, name in enumerate(self.coef_names)}
+        params: dict[str, Any] = {
+            "mu" if self.p == 1 else name: self.coef(j).summary(probs)
+            for j, name in enumerate(self.coef_names)
+        }
         params["tau"] = self.tau_summary(probs)
         probs_out = {f"P(mu > {c:g})": self.mu.prob_gt(c) for c in thresholds}
         return {
@@ -693,7 +724,7 @@ def exact_posterior(
     *,
     coef_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
-    grid: tuple[int, int] = (64, 8),
+    grid: tuple[int, int] = (96, 8),
 ) -> ExactPosterior:
     """Exact posterior of the normal-normal random-effects model (optionally a meta-regression).
 
@@ -736,8 +767,10 @@ def exact_posterior(
     flat = ~np.isfinite(sd0)
     if flat.any() and np.linalg.matrix_rank(X_a[:, flat]) < int(flat.sum()):
         raise ValueError("posterior is improper: flat-prior columns of X are rank deficient")
-    names = list(coef_names) if coef_names is not None else (
-        ["mu"] if p == 1 and X is None else [f"b{j}" for j in range(p)]
+    names = (
+        list(coef_names)
+        if coef_names is not None
+        else (["mu"] if p == 1 and X is None else [f"b{j}" for j in range(p)])
     )
     labs = list(labels) if labels is not None else [str(i + 1) for i in range(k)]
     s2 = se_a**2
@@ -761,7 +794,7 @@ def exact_posterior(
     hc = log_integrand(coarse)
     if not np.any(np.isfinite(hc)):
         raise FloatingPointError("posterior of tau could not be evaluated")
-    keep = np.nonzero(hc > np.max(hc) - 45.0)[0]
+    keep = np.nonzero(hc > np.max(hc) - 36.0)[0]
     a = coarse[max(keep[0] - 1, 0)]
     b = coarse[min(keep[-1] + 1, coarse.size - 1)]
 

@@ -56,6 +56,12 @@ def fmt_prob(p: Any) -> str:
     return f"{v:.2f}"
 
 
+def fmt_prob_eq(p: Any) -> str:
+    """A probability with its relation sign, for text: ``"= 0.82"``, ``"> 0.99"``, ``"< 0.01"``."""
+    s = fmt_prob(p)
+    return f"{s[0]} {s[1:]}" if s[0] in "<>" else f"= {s}"
+
+
 def fmt_p(p: Any) -> str:
     """Format a frequentist p-value: three decimals, ``<0.001`` below that."""
     v = _finite(p)

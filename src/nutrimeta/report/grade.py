@@ -37,7 +37,8 @@ LEVELS = ("very low", "low", "moderate", "high")
 RANDOMISED = ("parallel_rct", "crossover_rct")
 HIGH_OR_UNCLEAR = ("high", "unclear")
 
-RULE_RISK_OF_BIAS = "downgrade if > 50% of the weight is from trials at high or unclear risk of bias"
+RULE_RISK_OF_BIAS = ("downgrade if > 50% of the weight is from trials at high or unclear risk "
+                     "of bias")
 RULE_INCONSISTENCY = ("downgrade if I² > 50%, or if the 95% prediction interval crosses 0 while "
                       "the 95% interval of the pooled effect does not")
 RULE_INDIRECTNESS = ("downgrade if > 50% of the weight is from trials with unknown baseline "

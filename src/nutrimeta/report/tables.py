@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from nutrimeta.report import grade
-from nutrimeta.report.fmt import fmt, fmt_int, fmt_p, fmt_prob
+from nutrimeta.report.fmt import fmt, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
 
 #: Preference order for the model that provides the headline pooled effect of an outcome.
 PRIMARY_ORDER = ("random_effects", "exact", "all_evidence", "meta_regression_category",
@@ -256,7 +256,8 @@ def summary_of_findings_frame(sof: list[dict[str, Any]]) -> pd.DataFrame:
     for r in sof:
         pooled = r.get("pooled") or {}
         for d in r["domains"]:
-            rows.append({"outcome": r["outcome"], "k": r["k"], "n_participants": r["n_participants"],
+            rows.append({"outcome": r["outcome"], "k": r["k"],
+                         "n_participants": r["n_participants"],
                          "mean": pooled.get("mean"), "q025": pooled.get("q025"),
                          "q975": pooled.get("q975"), "start": r["start"],
                          "domain": d["domain"], "suggestion": d["suggestion"],
@@ -296,7 +297,9 @@ def claims(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
         est = c.get("estimate") or {}
         o = bundle["outcomes"].get(c.get("outcome"), {})
         unit = o.get("effect_unit") or ""
-        words = (f"Posterior probability {fmt_prob(c.get('probability'))}; "
+        if c.get("quantity") == "slope" and moderator(bundle).get("unit"):
+            unit = f"{unit or 'effect'} per {moderator(bundle)['unit']}"
+        words = (f"Posterior probability {fmt_prob_eq(c.get('probability'))}; "
                  f"{c.get('quantity', 'estimate')} {fmt(est.get('mean'))} "
                  f"(95% CrI {fmt(est.get('q025'))} to {fmt(est.get('q975'))})"
                  f"{' ' + unit if unit else ''}; {fmt_int(c.get('k'))} trials.")
@@ -318,7 +321,8 @@ def prisma(studies: pd.DataFrame, effects: pd.DataFrame, base: str) -> dict[str,
               else pd.Series([""] * len(s)))
 
     def by_reason(mask: pd.Series) -> list[dict[str, Any]]:
-        cnt = reason[mask].replace("", "reason not recorded").value_counts()
+        cnt = (reason[mask].astype(str).str.strip().str.rstrip(".")
+               .replace("", "reason not recorded").value_counts())
         return [{"reason": str(k), "n": int(v)} for k, v in sorted(cnt.items())]
 
     per_outcome = []
@@ -357,7 +361,8 @@ def prisma_frame(flow: Mapping[str, Any]) -> pd.DataFrame:
     rows += [{"stage": "separate", "outcome": "", "reason": r["reason"], "n": r["n"]}
              for r in flow["separate_reasons"]]
     for o in flow["per_outcome"]:
-        rows.append({"stage": "poolable", "outcome": o["outcome"], "reason": "", "n": o["poolable"]})
+        rows.append({"stage": "poolable", "outcome": o["outcome"], "reason": "",
+                     "n": o["poolable"]})
         rows += [{"stage": "not poolable", "outcome": o["outcome"], "reason": r["reason"],
                   "n": r["n"]} for r in o["not_poolable_reasons"]]
     return pd.DataFrame(rows, columns=["stage", "outcome", "reason", "n"])
@@ -397,4 +402,4 @@ def display_frame(df: pd.DataFrame, formats: Mapping[str, Formatter] | None = No
                         for c in df.columns}, columns=df.columns, dtype=object)
     if labels:
         out = out.rename(columns=dict(labels))
-    return out
+    return out.rename(columns=lambda c: str(c).replace("_", " "))

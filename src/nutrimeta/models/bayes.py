@@ -1,0 +1,603 @@
+"""Bayesian meta-analysis models (PyMC): random effects, baseline-status meta-regression,
+design-aware pooling of all evidence, multilevel contrasts and cross-nutrient pooling.
+
+Every model is built by a pure function of a :class:`ModelData` (the effect-size table in
+array form) and a :class:`Priors`. Data and prior scales enter as ``pm.Data`` so that one
+compiled model can be refitted on swapped data (leave-one-out via a 0/1 ``weight`` vector on
+each likelihood term, prior sensitivity via new prior scales) without recompiling; see
+:func:`model_inputs` for the names. All hierarchical parts are non-centred.
+
+Dimensions: ``study`` (one row per study, or the unique studies in the multilevel model),
+``contrast`` (rows of the multilevel model), ``category`` (baseline-status categories),
+``design`` (study designs) and ``nutrient`` (cross-nutrient model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from nutrimeta.schema import DESIGNS, EVIDENCE_BASES, STATUS_CATEGORIES
+
+ModelKind = Literal[
+    "random_effects",
+    "random_effects_marginal",
+    "meta_regression_continuous",
+    "meta_regression_category",
+    "all_evidence",
+    "multilevel",
+    "cross_nutrient",
+]
+TauFamily = Literal["half_normal", "half_cauchy", "half_student_t", "exponential"]
+
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+TAU_FAMILIES: tuple[str, ...] = get_args(TauFamily)
+RANDOMISED_DESIGNS: tuple[str, ...] = ("parallel_rct", "crossover_rct")
+NONRANDOMISED_DESIGNS: tuple[str, ...] = tuple(d for d in DESIGNS if d not in RANDOMISED_DESIGNS)
+
+_DEFAULT_LATENT: dict[str, tuple[float, float]] = {
+    "deficient": (-1.0, 0.5),
+    "marginal": (0.5, 0.5),
+    "replete": (2.0, 1.0),
+    "unknown": (0.5, 2.0),
+}
+
+
+def _nutrient_of(base: str) -> str:
+    return EVIDENCE_BASES.get(base, {}).get("nutrient", base)
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Effect sizes and moderators of one analysis, as arrays ready for a model.
+
+    Attributes
+    ----------
+    yi, sei
+        Effect estimates and their standard errors, one per row (study or contrast).
+    labels
+        Unique row labels (``study_id``, or ``study_id[subgroup]`` when a study has several
+        contrasts).
+    study_idx, study_labels
+        Index of each row's study into the unique ``study_labels``.
+    outcome_labels
+        Outcome of each row.
+    x
+        Baseline level minus the cut-off, divided by the moderator scale; NaN if unknown.
+    category_idx, design_idx
+        Codes into :data:`~nutrimeta.schema.STATUS_CATEGORIES` and
+        :data:`~nutrimeta.schema.DESIGNS`.
+    nutrient_idx, nutrient_labels
+        Index of each row's nutrient (from ``evidence_base``) into ``nutrient_labels``.
+    weights
+        0/1 (or fractional) weight of each row's likelihood term; 0 leaves a row out.
+    cutoff
+        Cut-off(s) the moderator is centred on, kept for provenance.
+    """
+
+    yi: np.ndarray
+    sei: np.ndarray
+    labels: tuple[str, ...]
+    study_idx: np.ndarray
+    study_labels: tuple[str, ...]
+    outcome_labels: tuple[str, ...]
+    x: np.ndarray
+    category_idx: np.ndarray
+    design_idx: np.ndarray
+    nutrient_idx: np.ndarray
+    nutrient_labels: tuple[str, ...]
+    weights: np.ndarray
+    cutoff: float | dict[str, float] = 0.0
+
+    def __post_init__(self) -> None:
+        n = len(self.yi)
+        for name in ("sei", "study_idx", "x", "category_idx", "design_idx", "nutrient_idx",
+                     "weights"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has length {len(getattr(self, name))}, expected {n}")
+        if len(self.labels) != n or len(set(self.labels)) != n:
+            raise ValueError("labels must be unique, one per row")
+        if not (np.all(np.isfinite(self.yi)) and np.all(np.isfinite(self.sei))):
+            raise ValueError("yi and sei must be finite")
+        if np.any(self.sei <= 0):
+            raise ValueError("sei must be positive")
+
+    @property
+    def n(self) -> int:
+        """Number of rows (likelihood terms)."""
+        return len(self.yi)
+
+    @property
+    def n_studies(self) -> int:
+        """Number of unique studies."""
+        return len(self.study_labels)
+
+    @property
+    def one_row_per_study(self) -> bool:
+        """Whether every study contributes exactly one row."""
+        return self.n == self.n_studies
+
+    @classmethod
+    def from_arrays(
+        cls,
+        yi: np.ndarray | list[float],
+        sei: np.ndarray | list[float],
+        *,
+        labels: list[str] | None = None,
+        study_ids: list[str] | None = None,
+        x: np.ndarray | list[float] | None = None,
+        categories: list[str] | None = None,
+        designs: list[str] | None = None,
+        nutrients: list[str] | None = None,
+        outcomes: list[str] | None = None,
+        cutoff: float | dict[str, float] = 0.0,
+    ) -> ModelData:
+        """Build from plain arrays (simulations, reference data sets); ``x`` is already centred."""
+        yi = np.asarray(yi, dtype=float)
+        n = len(yi)
+        study_ids = list(study_ids) if study_ids is not None else (
+            list(labels) if labels is not None else [f"study_{i + 1}" for i in range(n)]
+        )
+        if labels is None:
+            labels = _row_labels(study_ids, [""] * n)
+        study_labels = tuple(dict.fromkeys(study_ids))
+        nutrients = list(nutrients) if nutrients is not None else ["all"] * n
+        nutrient_labels = tuple(dict.fromkeys(nutrients))
+        return cls(
+            yi=yi,
+            sei=np.asarray(sei, dtype=float),
+            labels=tuple(labels),
+            study_idx=np.array([study_labels.index(s) for s in study_ids], dtype=np.int64),
+            study_labels=study_labels,
+            outcome_labels=tuple(outcomes) if outcomes is not None else ("",) * n,
+            x=np.full(n, np.nan) if x is None else np.asarray(x, dtype=float),
+            category_idx=_codes(categories or ["unknown"] * n, STATUS_CATEGORIES, "unknown"),
+            design_idx=_codes(designs or ["parallel_rct"] * n, DESIGNS, None),
+            nutrient_idx=np.array([nutrient_labels.index(b) for b in nutrients], dtype=np.int64),
+            nutrient_labels=nutrient_labels,
+            weights=np.ones(n),
+            cutoff=cutoff,
+        )
+
+    @classmethod
+    def from_frame(
+        cls,
+        effects: pd.DataFrame,
+        cutoff: float | Mapping[str, float],
+        *,
+        moderator_scale: float | Mapping[str, float] = 1.0,
+    ) -> ModelData:
+        """Build from rows of the effect-size table (``build/effects.csv``).
+
+        Parameters
+        ----------
+        effects
+            Poolable rows with columns ``yi``, ``sei``, ``study_id``, ``design``,
+            ``baseline_status_value_std``, ``baseline_status_category``, ``evidence_base``
+            (optional: ``subgroup``, ``outcome``).
+        cutoff
+            Deficiency cut-off in the moderator unit; a mapping ``evidence_base -> cut-off`` for
+            the cross-nutrient model.
+        moderator_scale
+            Divisor of ``level - cut-off`` (per evidence base if a mapping), e.g. a between-study
+            SD to put the moderator of several nutrients on a common scale.
+        """
+        df = effects.reset_index(drop=True)
+        n = len(df)
+        bases = [str(b) for b in df["evidence_base"]]
+        cut = np.array([_per_base(cutoff, b) for b in bases], dtype=float)
+        scale = np.array([_per_base(moderator_scale, b) for b in bases], dtype=float)
+        level = pd.to_numeric(df["baseline_status_value_std"], errors="coerce").to_numpy(float)
+        subgroups = (
+            [("" if pd.isna(s) else str(s)) for s in df["subgroup"]]
+            if "subgroup" in df else [""] * n
+        )
+        study_ids = [str(s) for s in df["study_id"]]
+        cats = [("unknown" if pd.isna(c) or c == "" else str(c))
+                for c in df["baseline_status_category"]]
+        outcomes = [str(o) for o in df["outcome"]] if "outcome" in df else None
+        return cls.from_arrays(
+            df["yi"].to_numpy(float),
+            df["sei"].to_numpy(float),
+            labels=_row_labels(study_ids, subgroups),
+            study_ids=study_ids,
+            x=(level - cut) / scale,
+            categories=cats,
+            designs=[str(d) for d in df["design"]],
+            nutrients=[_nutrient_of(b) for b in bases],
+            outcomes=outcomes,
+            cutoff=(dict(cutoff) if isinstance(cutoff, Mapping) else float(cutoff)),
+        )
+
+    def with_weights(self, weights: np.ndarray | list[float]) -> ModelData:
+        """Copy with new likelihood weights (0 leaves a row out)."""
+        return replace(self, weights=np.asarray(weights, dtype=float))
+
+    def leave_out(self, label: str) -> ModelData:
+        """Copy with every row of study (or row label) ``label`` given weight 0."""
+        drop = np.array([lab == label or self.study_labels[s] == label
+                         for lab, s in zip(self.labels, self.study_idx, strict=True)])
+        if not drop.any():
+            raise KeyError(label)
+        return self.with_weights(np.where(drop, 0.0, self.weights))
+
+    def data_hash(self) -> str:
+        """SHA-256 of every array and label, for provenance."""
+        h = hashlib.sha256()
+        for name in ("yi", "sei", "study_idx", "x", "category_idx", "design_idx",
+                     "nutrient_idx", "weights"):
+            h.update(np.ascontiguousarray(getattr(self, name), dtype=float).tobytes())
+        h.update(json.dumps([self.labels, self.study_labels, self.outcome_labels,
+                             self.nutrient_labels, self.cutoff]).encode())
+        return h.hexdigest()
+
+
+def _per_base(value: float | Mapping[str, float], base: str) -> float:
+    return float(value[base]) if isinstance(value, Mapping) else float(value)
+
+
+def _row_labels(study_ids: list[str], subgroups: list[str]) -> list[str]:
+    counts: dict[str, int] = {}
+    for s in study_ids:
+        counts[s] = counts.get(s, 0) + 1
+    labels = [s if counts[s] == 1 or not g else f"{s}[{g}]"
+              for s, g in zip(study_ids, subgroups, strict=True)]
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:  # make any remaining duplicates unique
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
+    return out
+
+
+def _codes(values: list[str], levels: tuple[str, ...], default: str | None) -> np.ndarray:
+    codes = []
+    for v in values:
+        if v not in levels:
+            if default is None:
+                raise ValueError(f"unknown level {v!r}; expected one of {levels}")
+            v = default
+        codes.append(levels.index(v))
+    return np.array(codes, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Prior choices, on the scale of the effect (and of the moderator for slopes).
+
+    Attributes
+    ----------
+    mu_mean, mu_sd
+        ``mu ~ Normal(mu_mean, mu_sd)``: pooled effect (at the cut-off in meta-regressions).
+    tau_family, tau_scale, tau_nu
+        Between-study SD ``tau = tau_scale * t`` with ``t`` ~ HalfNormal(1), HalfCauchy(1),
+        HalfStudentT(tau_nu, 1) or Exponential(1) (so ``tau_scale`` is the scale, or the mean
+        for the exponential).
+    slope_sd
+        ``slope ~ Normal(0, slope_sd)``, effect change per unit of the moderator.
+    category_sd
+        Scale of the HalfNormal prior on the SD of category effects around ``mu``.
+    design_bias_sd, design_extra_scale
+        Non-randomised designs: bias ``~ Normal(0, design_bias_sd)`` and extra SD
+        ``~ HalfNormal(design_extra_scale)`` added in quadrature to the standard error.
+    tau_contrast_scale
+        HalfNormal scale of the within-study (between-contrast) SD, multilevel model.
+    slope_between_sd
+        HalfNormal scale of the SD of nutrient-specific slopes, cross-nutrient model.
+    latent_baseline
+        Per category ``(mean, sd)`` of the baseline level minus the cut-off (moderator scale),
+        the measurement model for studies without a numeric level.
+    x_deficient, x_replete
+        Reference moderator values of a typical deficient and a typical replete population,
+        at which ``effect_deficient`` and ``effect_replete`` are reported.
+    """
+
+    mu_mean: float = 0.0
+    mu_sd: float = 1.0
+    tau_family: TauFamily = "half_normal"
+    tau_scale: float = 0.5
+    tau_nu: float = 3.0
+    slope_sd: float = 1.0
+    category_sd: float = 0.5
+    design_bias_sd: float = 0.5
+    design_extra_scale: float = 0.5
+    tau_contrast_scale: float = 0.5
+    slope_between_sd: float = 0.5
+    latent_baseline: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: dict(_DEFAULT_LATENT)
+    )
+    x_deficient: float = -1.0
+    x_replete: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.tau_family not in TAU_FAMILIES:
+            raise ValueError(f"tau_family must be one of {TAU_FAMILIES}, got {self.tau_family!r}")
+        missing = set(STATUS_CATEGORIES) - set(self.latent_baseline)
+        if missing:
+            raise ValueError(f"latent_baseline lacks categories {sorted(missing)}")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-dict form (JSON-serialisable) for provenance."""
+        d = asdict(self)
+        d["latent_baseline"] = {k: list(v) for k, v in self.latent_baseline.items()}
+        return d
+
+
+# ----------------------------------------------------------------------------- inputs
+
+_BASE_KEYS = ("y", "se", "weight", "mu_mean", "mu_sd", "tau_scale")
+_MODERATOR_KEYS = ("x_obs", "x_known", "category_idx", "latent_mean", "latent_sd", "slope_sd",
+                   "x_ref")
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "random_effects": _BASE_KEYS,
+    "random_effects_marginal": _BASE_KEYS,
+    "meta_regression_continuous": _BASE_KEYS + _MODERATOR_KEYS,
+    "meta_regression_category": (*_BASE_KEYS, "category_idx", "category_sd"),
+    "all_evidence": (*_BASE_KEYS, "design_idx", "bias_sd", "extra_scale"),
+    "multilevel": (*_BASE_KEYS, "study_idx", "tau_contrast_scale"),
+    "cross_nutrient": (*_BASE_KEYS, *_MODERATOR_KEYS, "nutrient_idx", "slope_between_sd"),
+}
+
+
+def model_inputs(
+    data: ModelData, priors: Priors, kind: ModelKind, *, moderator: bool = False
+) -> dict[str, np.ndarray]:
+    """Values of the ``pm.Data`` containers of a model, by name.
+
+    The same dictionary initialises :func:`build_model` and updates a compiled model for a
+    refit, so a refit on swapped data is exactly a fresh build on that data.
+    """
+    if kind not in _KIND_KEYS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    known = np.isfinite(data.x)
+    values: dict[str, np.ndarray] = {
+        "y": data.yi.astype(float),
+        "se": data.sei.astype(float),
+        "weight": data.weights.astype(float),
+        "mu_mean": np.asarray(priors.mu_mean, dtype=float),
+        "mu_sd": np.asarray(priors.mu_sd, dtype=float),
+        "tau_scale": np.asarray(priors.tau_scale, dtype=float),
+        "x_obs": np.where(known, data.x, 0.0),
+        "x_known": known.astype(float),
+        "category_idx": data.category_idx.astype(np.int64),
+        "latent_mean": np.array([priors.latent_baseline[c][0] for c in STATUS_CATEGORIES]),
+        "latent_sd": np.array([priors.latent_baseline[c][1] for c in STATUS_CATEGORIES]),
+        "slope_sd": np.asarray(priors.slope_sd, dtype=float),
+        "x_ref": np.array([priors.x_deficient, priors.x_replete], dtype=float),
+        "category_sd": np.asarray(priors.category_sd, dtype=float),
+        "design_idx": data.design_idx.astype(np.int64),
+        "bias_sd": np.asarray(priors.design_bias_sd, dtype=float),
+        "extra_scale": np.asarray(priors.design_extra_scale, dtype=float),
+        "study_idx": data.study_idx.astype(np.int64),
+        "tau_contrast_scale": np.asarray(priors.tau_contrast_scale, dtype=float),
+        "nutrient_idx": data.nutrient_idx.astype(np.int64),
+        "slope_between_sd": np.asarray(priors.slope_between_sd, dtype=float),
+    }
+    keys = _KIND_KEYS[kind]
+    if kind == "all_evidence" and moderator:
+        keys = keys + _MODERATOR_KEYS
+    return {k: values[k] for k in keys}
+
+
+def model_coords(data: ModelData, kind: ModelKind) -> dict[str, list[str]]:
+    """Coordinates of a model's dimensions for ``data``."""
+    row_dim = "contrast" if kind == "multilevel" else "study"
+    coords: dict[str, list[str]] = {
+        row_dim: list(data.labels),
+        "category": list(STATUS_CATEGORIES),
+        "design": list(DESIGNS),
+        "nonrandomised_design": list(NONRANDOMISED_DESIGNS),
+        "nutrient": list(data.nutrient_labels),
+    }
+    if kind == "multilevel":
+        coords["study"] = list(data.study_labels)
+    return coords
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _half(name: str, family: TauFamily, nu: float, dims: str | None = None) -> pt.TensorVariable:
+    """Unit-scale positive variable of the given family (multiplied by a data scale)."""
+    if family == "half_normal":
+        return pm.HalfNormal(name, sigma=1.0, dims=dims)
+    if family == "half_cauchy":
+        return pm.HalfCauchy(name, beta=1.0, dims=dims)
+    if family == "half_student_t":
+        return pm.HalfStudentT(name, nu=nu, sigma=1.0, dims=dims)
+    return pm.Exponential(name, lam=1.0, dims=dims)
+
+
+def _weighted_normal(name: str, d: dict[str, pt.TensorVariable], mean: pt.TensorVariable,
+                     sd: pt.TensorVariable) -> None:
+    """Likelihood of the effect estimates, each term multiplied by its weight."""
+    terms = d["weight"] * pm.logp(pm.Normal.dist(mu=mean, sigma=sd), d["y"])
+    pm.Potential(name, terms.sum())
+
+
+def _i2(d: dict[str, pt.TensorVariable], tau: pt.TensorVariable) -> None:
+    """I² with the Higgins–Thompson typical within-study variance (weighted rows only)."""
+    w = d["weight"] / d["se"] ** 2
+    k = d["weight"].sum()
+    s2 = (k - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())
+    pm.Deterministic("i2", tau**2 / (tau**2 + s2))
+
+
+def _moderator(d: dict[str, pt.TensorVariable], dim: str) -> pt.TensorVariable:
+    """Moderator with latent values (non-centred) where no numeric baseline level is known.
+
+    Every row gets a standard-normal ``x_latent_z`` so that shapes do not depend on which
+    levels are missing (refits with swapped data); rows with a known level ignore it.
+    """
+    z = pm.Normal("x_latent_z", 0.0, 1.0, dims=dim)
+    cat = d["category_idx"]
+    latent = d["latent_mean"][cat] + d["latent_sd"][cat] * z
+    return pm.Deterministic("x", pt.switch(d["x_known"] > 0.5, d["x_obs"], latent), dims=dim)
+
+
+def _reference_effects(intercept: pt.TensorVariable, slope: pt.TensorVariable,
+                       x_ref: pt.TensorVariable, dims: str | None = None) -> None:
+    dep = pm.Deterministic("effect_deficient", intercept + slope * x_ref[0], dims=dims)
+    rep = pm.Deterministic("effect_replete", intercept + slope * x_ref[1], dims=dims)
+    pm.Deterministic("deficient_minus_replete", dep - rep, dims=dims)
+
+
+def build_model(
+    data: ModelData,
+    priors: Priors | None = None,
+    kind: ModelKind = "random_effects",
+    *,
+    moderator: bool = False,
+) -> pm.Model:
+    """Build a PyMC model of the effect sizes in ``data``.
+
+    Parameters
+    ----------
+    data
+        Effect sizes and moderators.
+    priors
+        Prior choices; defaults to :class:`Priors()`.
+    kind
+        ``random_effects``: ``theta_i = mu + tau z_i``. ``random_effects_marginal``: the same
+        with ``theta`` integrated out, ``y_i ~ N(mu, sqrt(se_i^2 + tau^2))``.
+        ``meta_regression_continuous``: ``theta_i = mu + slope x_i + tau z_i`` with ``x`` the
+        baseline level minus the cut-off (latent where unknown), so ``mu`` is the effect at
+        the cut-off. ``meta_regression_category``: partially pooled category effects
+        (deficient, marginal, replete, unknown). ``all_evidence``: random effects (plus the
+        continuous moderator if ``moderator``) where non-randomised designs get a bias and an
+        extra variance term. ``multilevel``: study- and contrast-level random effects.
+        ``cross_nutrient``: per-nutrient intercepts and heterogeneity with the deficiency
+        slope partially pooled across nutrients (pass standardised effects and moderator).
+    moderator
+        Add the continuous baseline moderator to ``all_evidence``.
+
+    Returns
+    -------
+    pymc.Model
+        Model whose ``pm.Data`` containers are named as in :func:`model_inputs`.
+    """
+    priors = priors or Priors()
+    if kind not in _KIND_KEYS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if kind not in ("multilevel",) and not data.one_row_per_study:
+        raise ValueError(f"{kind} needs one row per study; use kind='multilevel' for "
+                         "several contrasts per study")
+    values = model_inputs(data, priors, kind, moderator=moderator)
+    row = "contrast" if kind == "multilevel" else "study"
+    row_keys = {"y", "se", "weight", "x_obs", "x_known", "category_idx", "design_idx",
+                "study_idx", "nutrient_idx"}
+    with pm.Model(coords=model_coords(data, kind)) as model:
+        d = {
+            k: pm.Data(k, v, dims=(row if k in row_keys else ("category",) if k in
+                                   ("latent_mean", "latent_sd") else None))
+            for k, v in values.items()
+        }
+        fam, nu = priors.tau_family, priors.tau_nu
+        if kind == "cross_nutrient":
+            mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"], dims="nutrient")
+            tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu, "nutrient"),
+                                   dims="nutrient")
+        else:
+            mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
+            tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
+
+        if kind == "random_effects_marginal":
+            _weighted_normal("loglik", d, mu, pt.sqrt(d["se"] ** 2 + tau**2))
+            _i2(d, tau)
+            pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
+            return model
+
+        if kind == "multilevel":
+            z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
+            theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
+            tau_c = pm.Deterministic(
+                "tau_contrast", d["tau_contrast_scale"] * pm.HalfNormal("tau_contrast_raw", 1.0)
+            )
+            z_c = pm.Normal("z", 0.0, 1.0, dims="contrast")
+            theta = pm.Deterministic("theta", theta_s[d["study_idx"]] + tau_c * z_c,
+                                     dims="contrast")
+            _weighted_normal("loglik", d, theta, d["se"])
+            pm.Deterministic("theta_new", mu + pt.sqrt(tau**2 + tau_c**2)
+                             * pm.Normal("z_new", 0.0, 1.0))
+            return model
+
+        z = pm.Normal("z", 0.0, 1.0, dims="study")
+        if kind == "random_effects":
+            theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+            _weighted_normal("loglik", d, theta, d["se"])
+            _i2(d, tau)
+            pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
+
+        elif kind == "meta_regression_continuous":
+            slope = pm.Normal("slope", 0.0, d["slope_sd"])
+            x = _moderator(d, "study")
+            theta = pm.Deterministic("theta", mu + slope * x + tau * z, dims="study")
+            _weighted_normal("loglik", d, theta, d["se"])
+            _reference_effects(mu, slope, d["x_ref"])
+
+        elif kind == "meta_regression_category":
+            sigma_c = pm.Deterministic(
+                "sigma_category", d["category_sd"] * pm.HalfNormal("sigma_category_raw", 1.0)
+            )
+            z_cat = pm.Normal("z_category", 0.0, 1.0, dims="category")
+            eff = pm.Deterministic("effect_category", mu + sigma_c * z_cat, dims="category")
+            theta = pm.Deterministic("theta", eff[d["category_idx"]] + tau * z, dims="study")
+            _weighted_normal("loglik", d, theta, d["se"])
+            dep = pm.Deterministic("effect_deficient", eff[STATUS_CATEGORIES.index("deficient")])
+            rep = pm.Deterministic("effect_replete", eff[STATUS_CATEGORIES.index("replete")])
+            pm.Deterministic("deficient_minus_replete", dep - rep)
+
+        elif kind == "all_evidence":
+            n_rand = len(RANDOMISED_DESIGNS)
+            zeros = pt.zeros(n_rand)
+            b_raw = pm.Normal("bias_z", 0.0, 1.0, dims="nonrandomised_design")
+            bias = pm.Deterministic(
+                "bias", pt.concatenate([zeros, d["bias_sd"] * b_raw]), dims="design"
+            )
+            e_raw = pm.HalfNormal("extra_sd_raw", 1.0, dims="nonrandomised_design")
+            extra = pm.Deterministic(
+                "extra_sd", pt.concatenate([zeros, d["extra_scale"] * e_raw]), dims="design"
+            )
+            if moderator:
+                slope = pm.Normal("slope", 0.0, d["slope_sd"])
+                x = _moderator(d, "study")
+                theta = pm.Deterministic("theta", mu + slope * x + tau * z, dims="study")
+                _reference_effects(mu, slope, d["x_ref"])
+            else:
+                theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+                pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
+            di = d["design_idx"]
+            _weighted_normal("loglik", d, theta + bias[di],
+                             pt.sqrt(d["se"] ** 2 + extra[di] ** 2))
+
+        elif kind == "cross_nutrient":
+            g = pm.Normal("slope_global", 0.0, d["slope_sd"])
+            sig = pm.Deterministic(
+                "sigma_slope", d["slope_between_sd"] * pm.HalfNormal("sigma_slope_raw", 1.0)
+            )
+            slope = pm.Deterministic(
+                "slope", g + sig * pm.Normal("slope_z", 0.0, 1.0, dims="nutrient"),
+                dims="nutrient",
+            )
+            x = _moderator(d, "study")
+            b = d["nutrient_idx"]
+            theta = pm.Deterministic("theta", mu[b] + slope[b] * x + tau[b] * z, dims="study")
+            _weighted_normal("loglik", d, theta, d["se"])
+            _reference_effects(mu, slope, d["x_ref"], dims="nutrient")
+    return model
+
+
+def check_initial_point(model: pm.Model) -> tuple[float, np.ndarray]:
+    """Log density and gradient at the model's initial point (both should be finite)."""
+    point = model.initial_point()
+    logp = float(model.compile_logp()(point))
+    grads = model.compile_dlogp()(point)
+    return logp, np.asarray(grads, dtype=float)

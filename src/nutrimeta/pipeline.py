@@ -1,0 +1,266 @@
+"""Orchestration: validate → effect sizes → fits → results bundles → reports.
+
+Each evidence base is refitted only when its inputs change: the cache key is the hash of its
+curated files, its analysis spec and the package version, recorded in the bundle's provenance.
+Bundles are written atomically and the previous one is kept as ``<base>.previous.json`` so the
+"what changed" section can compare them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nutrimeta import __version__
+from nutrimeta.datapackage import read_version
+from nutrimeta.effects import EffectSettings, compute_effects
+from nutrimeta.io_utils import atomic_write_json, atomic_write_text, sha256_text
+from nutrimeta.spec import AnalysisSpec, load_specs
+from nutrimeta.validate import Evidence, data_hash, load_evidence, require_valid
+
+Echo = Callable[[str], None]
+#: Subgroup labels of rows kept for the record but never pooled (see data/CURATION.md).
+ALT_PREFIXES = ("alt-source:", "alt-split:")
+ALT_REASON = ("alternative source or alternative subgroup split of the same participants: "
+              "recorded for the record, not pooled")
+
+
+def _echo_err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def effect_settings(spec: AnalysisSpec, prepost_correlation: float | None = None
+                    ) -> EffectSettings:
+    """The effect-size settings an analysis spec declares."""
+    return EffectSettings(
+        measures={o.id: o.measure for o in spec.outcomes},
+        target_units={o.id: o.unit for o in spec.outcomes},
+        prefer=spec.prefer,
+        prepost_correlation=spec.prepost_correlation if prepost_correlation is None
+        else prepost_correlation,
+    )
+
+
+def effects_for_spec(ev: Evidence, spec: AnalysisSpec, r: float | None = None) -> pd.DataFrame:
+    """Effect sizes of one evidence base under its spec (optionally another pre/post r)."""
+    st = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
+    res = ev.results[ev.results["study_id"].isin(st["study_id"])]
+    cols = [c for c in st.columns if not c.startswith("_")]
+    rcols = [c for c in res.columns if not c.startswith("_")]
+    eff = compute_effects(st[cols], res[rcols], effect_settings(spec, r))
+    alt = eff["subgroup"].fillna("").astype(str).str.startswith(ALT_PREFIXES)
+    eff.loc[alt & eff["poolable"], "reason"] = ALT_REASON
+    eff.loc[alt, "poolable"] = False
+    return eff
+
+
+def load_valid(data_dir: Path) -> Evidence:
+    """Load the evidence and refuse to go on if it has errors."""
+    return require_valid(load_evidence(data_dir))
+
+
+def run_effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> Path:
+    """Write ``build/effects.csv`` for every evidence base with a spec."""
+    ev = load_valid(data_dir)
+    frames = [effects_for_spec(ev, s) for s in load_specs(analyses_dir)]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    path = build_dir / "effects.csv"
+    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "nutrimeta": __version__}
+    for name in ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy",
+                 "scipy", "pandas", "pandera", "pint", "statsmodels", "matplotlib", "xarray"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def cache_key(data_dir: Path, spec: AnalysisSpec) -> str:
+    """What a bundle depends on: its data, its spec and the package version."""
+    return sha256_text("\n".join([data_hash(data_dir, [spec.evidence_base]), spec.spec_hash,
+                                  __version__]))
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        try:
+            obj = obj.item()
+        except (ValueError, AttributeError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is pd.NA:
+        return None
+    return obj
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in df.columns if not c.startswith("_")]
+    return _clean(df[cols].astype(object).where(df[cols].notna(), None).to_dict("records"))
+
+
+def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_dir: Path,
+                      echo: Echo) -> dict[str, Any]:
+    """Fit every outcome of one evidence base and assemble its results bundle."""
+    from nutrimeta import synthesis
+
+    effects = effects_for_spec(ev, spec)
+    provenance = {
+        "package_version": __version__, "data_version": read_version(data_dir),
+        "data_hash": data_hash(data_dir, [spec.evidence_base]),
+        "data_hash_all": data_hash(data_dir), "spec_hash": spec.spec_hash,
+        "cache_key": cache_key(data_dir, spec), "versions": package_versions(),
+        "seed": spec.seed, "sampler": {"backend": "nutpie", **spec.to_dict()["sampler"]},
+        "created": dt.date.today().isoformat(),
+    }
+    fits_dir = build_dir / "fits" / spec.evidence_base
+    outcomes: dict[str, Any] = {}
+    for o in spec.outcomes:
+        outcomes[o.id] = synthesis.outcome_entry(
+            spec, o, effects, lambda r: effects_for_spec(ev, spec, r), fits_dir,
+            {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
+                                         "spec_hash")}, echo)
+    not_poolable = effects[~effects["poolable"]]
+    studies = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
+    syntheses = ev.syntheses[ev.syntheses["_base"] == spec.evidence_base]
+    bundle = {
+        "evidence_base": spec.evidence_base, "title": spec.title, "question": spec.question,
+        "provenance": provenance, "spec": spec.to_dict(), "outcomes": outcomes,
+        "not_poolable": _records(not_poolable[[
+            "study_id", "outcome", "subgroup", "design", "year", "first_author",
+            "inclusion_status", "reason", "direction", "p_value"]]),
+        "claims": synthesis.claim_entries(spec, outcomes),
+        "published_syntheses": _records(syntheses),
+        "flow": {
+            "recorded": len(studies),
+            "by_inclusion_status": {k: int(v) for k, v in
+                                    studies["inclusion_status"].value_counts().items()},
+            "excluded_reasons": _records(studies.loc[studies["inclusion_status"] != "included",
+                                                     ["study_id", "inclusion_status",
+                                                      "inclusion_reason"]]),
+            "poolable_per_outcome": {o.id: outcomes[o.id]["k"] for o in spec.outcomes},
+            "poolable_all_designs_per_outcome": {o.id: outcomes[o.id]["k_all_designs"]
+                                                 for o in spec.outcomes},
+        },
+    }
+    return _clean(bundle)
+
+
+def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
+             echo: Echo = print) -> Iterator[str]:
+    """Fit every spec whose inputs changed; yield one line per evidence base."""
+    ev = load_valid(data_dir)
+    specs = load_specs(analyses_dir)
+    run_effects(data_dir, analyses_dir, build_dir)
+    for spec in specs:
+        path = build_dir / "results" / f"{spec.evidence_base}.json"
+        key = cache_key(data_dir, spec)
+        if path.exists() and not force:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old.get("provenance", {}).get("cache_key") == key:
+                yield f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
+                continue
+        start = time.perf_counter()
+        bundle = fit_evidence_base(ev, spec, data_dir, build_dir, echo)
+        bundle["provenance"]["fit_seconds"] = round(time.perf_counter() - start, 1)
+        if path.exists():
+            atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
+        atomic_write_json(path, bundle)
+        failed = [f"{o}/{m}" for o, oc in bundle["outcomes"].items()
+                  for m, me in oc["models"].items() if me.get("status") == "failed"]
+        yield (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
+               + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
+    cross = cross_nutrient(build_dir, specs, ev, data_dir, echo)
+    if cross is not None:
+        yield cross
+
+
+def cross_nutrient(build_dir: Path, specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
+                   echo: Echo) -> str | None:
+    """Partial pooling of the deficiency slope across nutrient–hormone pairs (if estimable)."""
+    from nutrimeta.cross import fit_cross_nutrient
+
+    path = build_dir / "results" / "cross_nutrient.json"
+    bundle = fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)
+    atomic_write_json(path, _clean(bundle))
+    return f"cross_nutrient: {bundle['status']} -> {path}"
+
+
+def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path) -> list[Path]:
+    """Render every bundle into reports/ (reads saved files only)."""
+    from nutrimeta.report import render_evidence_base, render_index
+
+    ev = load_evidence(data_dir)
+    effects = pd.read_csv(build_dir / "effects.csv")
+    written = []
+    bundles = sorted(p for p in (build_dir / "results").glob("*.json")
+                     if not p.name.endswith(".previous.json") and p.stem != "cross_nutrient")
+    for path in bundles:
+        base = path.stem
+        st = ev.studies[ev.studies["evidence_base"] == base]
+        sy = ev.syntheses[ev.syntheses["_base"] == base]
+        written.append(render_evidence_base(
+            path, effects[effects["evidence_base"] == base],
+            st[[c for c in st.columns if not c.startswith("_")]],
+            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base))
+    written.append(render_index(bundles, reports_dir))
+    return written
+
+
+def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
+            force: bool = False, echo: Echo = print) -> int:
+    """The whole pipeline; returns a process exit status (1 on data errors)."""
+    start = time.perf_counter()
+    ev = load_evidence(data_dir)
+    for p in ev.problems:
+        (echo if p.severity == "warning" else _echo_err)(str(p))
+    if ev.errors:
+        _echo_err(f"{len(ev.errors)} data error(s): fix them, then run again (nothing was "
+                  "fitted or written).")
+        return 1
+    echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
+    for line in run_fits(data_dir, analyses_dir, build_dir, force=force, echo=echo):
+        echo(line)
+    for path in run_reports(data_dir, build_dir, reports_dir):
+        echo(f"wrote {path}")
+    failed = _failed_fits(build_dir)
+    if failed:
+        banner = "!" * 78
+        _echo_err(f"{banner}\nCONVERGENCE PROBLEMS in {len(failed)} fit(s); they are marked "
+                  f"failed in the reports and not used for claims:\n  " + "\n  ".join(failed)
+                  + f"\n{banner}")
+    echo(f"analysis finished in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _failed_fits(build_dir: Path) -> list[str]:
+    out = []
+    for path in sorted((build_dir / "results").glob("*.json")):
+        if path.name.endswith(".previous.json"):
+            continue
+        b = json.loads(path.read_text(encoding="utf-8"))
+        for o, oc in b.get("outcomes", {}).items():
+            for m, me in oc.get("models", {}).items():
+                if me.get("status") == "failed":
+                    out.append(f"{path.stem}/{o}/{m}: {me.get('reason', '')}")
+    return out

@@ -1,0 +1,430 @@
+"""Report figures, drawn from saved results only.
+
+Figures are built on :class:`matplotlib.figure.Figure` objects (no pyplot state, Agg canvas) inside
+:func:`figure_style`, a local ``rc_context``; nothing here changes global matplotlib or seaborn
+settings. :func:`save_figure` writes PNG and SVG deterministically (fixed SVG hash salt, no
+dates in the metadata).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Polygon
+
+from nutrimeta.report.fmt import fmt, fmt_p
+
+PALETTE = sns.color_palette("colorblind", 8)
+OBSERVED = "#222222"
+SHRUNKEN = PALETTE[0]
+POOLED = PALETTE[3]
+PREDICTION = PALETTE[1]
+CATEGORY_COLOURS = {"deficient": PALETTE[3], "marginal": PALETTE[1], "replete": PALETTE[0],
+                    "unknown": "#888888"}
+DESIGN_MARKERS = {"parallel_rct": "s", "crossover_rct": "^", "controlled_nonrandomised": "o",
+                  "single_arm_prepost": "v"}
+DESIGN_LABELS = {"parallel_rct": "parallel RCT", "crossover_rct": "crossover RCT",
+                 "controlled_nonrandomised": "non-randomised controlled",
+                 "single_arm_prepost": "single-arm pre/post"}
+RANDOMISED = ("parallel_rct", "crossover_rct")
+PNG_DPI = 200
+
+STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.linewidth": 0.8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.08,
+    "svg.hashsalt": "nutrimeta-report",
+    "svg.fonttype": "path",
+    "path.simplify": True,
+}
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """Local matplotlib style for report figures (restores global settings on exit)."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure with an Agg canvas, independent of pyplot."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, folder: Path, name: str) -> dict[str, Any]:
+    """Write ``name.png`` and ``name.svg`` to ``folder`` deterministically.
+
+    Returns
+    -------
+    dict
+        ``png``/``svg`` relative paths (``figures/<name>.png``) and the PNG as base64.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / f"{name}.png"
+    svg = folder / f"{name}.svg"
+    with figure_style():
+        fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    return {"name": name, "png": f"figures/{name}.png", "svg": f"figures/{name}.svg",
+            "png_base64": base64.b64encode(png.read_bytes()).decode("ascii")}
+
+
+def _num(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _axis_label(label: str, measure: str | None, unit: str | None) -> str:
+    unit_txt = f", {unit}" if unit else ""
+    return f"{label}: {measure or 'effect'}{unit_txt}"
+
+
+def forest(outcome: Mapping[str, Any], model: Mapping[str, Any] | None,
+           label: str) -> Figure | None:
+    """Forest plot: observed effects (95% CI), shrunken estimates and pooled effect (95% CrI).
+
+    Squares are sized by weight, marker shape shows the design (open = non-randomised); the
+    diamond is the pooled mean effect with its 95% credible interval and the bar beneath it the
+    95% prediction interval for a new trial. Returns None when the outcome has no trials.
+    """
+    studies = sorted(outcome.get("studies") or [],
+                     key=lambda s: (s.get("year") or 0, str(s.get("study_id"))))
+    k = len(studies)
+    if k == 0:
+        return None
+    fig = new_figure(7.2, 0.34 * (k + 4) + 1.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ys = np.arange(k, 0, -1, dtype=float) + 1.6
+    wmax = max([_num(s.get("weight")) for s in studies if math.isfinite(_num(s.get("weight")))]
+               or [1.0])
+    for y, s in zip(ys, studies, strict=True):
+        des = str(s.get("design") or "")
+        w = _num(s.get("weight"))
+        size = 4 + 10 * math.sqrt(w / wmax) if math.isfinite(w) and wmax > 0 else 5
+        randomised = des in RANDOMISED
+        ax.plot([_num(s.get("ci_lower")), _num(s.get("ci_upper"))], [y, y], color=OBSERVED, lw=1)
+        ax.plot(_num(s.get("yi")), y, marker=DESIGN_MARKERS.get(des, "s"), ms=size,
+                color=OBSERVED, mfc=OBSERVED if randomised else "white", mew=1, ls="none")
+        sm = _num(s.get("shrunken_mean"))
+        if math.isfinite(sm):
+            ax.plot([_num(s.get("shrunken_q025")), _num(s.get("shrunken_q975"))],
+                    [y - 0.3, y - 0.3], color=SHRUNKEN, lw=1)
+            ax.plot(sm, y - 0.3, marker="o", ms=3.5, color=SHRUNKEN, ls="none")
+    mu = (model or {}).get("parameters", {}).get("mu") if model else None
+    pred = (model or {}).get("prediction") if model else None
+    if mu:
+        lo, m, hi = _num(mu.get("q025")), _num(mu.get("mean")), _num(mu.get("q975"))
+        ax.add_patch(Polygon([[lo, 1.0], [m, 1.3], [hi, 1.0], [m, 0.7]], closed=True,
+                             color=POOLED, zorder=3))
+    if pred:
+        ax.plot([_num(pred.get("q025")), _num(pred.get("q975"))], [0.2, 0.2], color=PREDICTION,
+                lw=2.5, solid_capstyle="butt")
+    ax.axvline(0, color="#666666", lw=0.8, ls="--", zorder=0)
+    labels = [f"{s.get('study_id')} ({DESIGN_LABELS.get(str(s.get('design')), s.get('design'))})"
+              for s in studies]
+    ticks = [*ys.tolist(), 1.0, 0.2]
+    ax.set_yticks(ticks, [*labels, "Pooled mean (95% CrI)", "Prediction (95% PI)"])
+    ax.set_ylim(-0.4, k + 2.6)
+    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+                  + "\nobserved 95% CI; shrunken and pooled 95% credible intervals")
+    # Right-hand text: weight and observed effect.
+    trans = ax.get_yaxis_transform()
+    top = k + 2.3
+    for x, head in ((1.02, "weight"), (1.15, "observed (95% CI)")):
+        ax.text(x, top, head, transform=trans, fontsize=7.5, fontweight="bold", va="center",
+                ha="left", clip_on=False)
+    for y, s in zip(ys, studies, strict=True):
+        ax.text(1.02, y, f"{fmt(100 * _num(s.get('weight')), 1)}%", transform=trans,
+                fontsize=7.5, va="center", ha="left", clip_on=False)
+        ax.text(1.15, y, f"{fmt(s.get('yi'))} ({fmt(s.get('ci_lower'))} to "
+                f"{fmt(s.get('ci_upper'))})", transform=trans, fontsize=7.5, va="center",
+                ha="left", clip_on=False)
+    if mu:
+        ax.text(1.15, 1.0, f"{fmt(mu.get('mean'))} ({fmt(mu.get('q025'))} to "
+                f"{fmt(mu.get('q975'))})", transform=trans, fontsize=7.5, va="center",
+                ha="left", clip_on=False, color=POOLED, fontweight="bold")
+    if pred:
+        ax.text(1.15, 0.2, f"({fmt(pred.get('q025'))} to {fmt(pred.get('q975'))})",
+                transform=trans, fontsize=7.5, va="center", ha="left", clip_on=False,
+                color=PREDICTION)
+    handles = [Line2D([], [], color=OBSERVED, marker="s", ls="-", label="observed (size = weight)"),
+               Line2D([], [], color=SHRUNKEN, marker="o", ms=3.5, ls="-",
+                      label="shrunken trial estimate"),
+               Patch(color=POOLED, label="pooled mean"),
+               Line2D([], [], color=PREDICTION, lw=2.5, label="95% prediction interval")]
+    handles += [Line2D([], [], color=OBSERVED, marker=DESIGN_MARKERS[d], ls="none",
+                       mfc=OBSERVED if d in RANDOMISED else "white", label=DESIGN_LABELS[d])
+                for d in DESIGN_MARKERS if any(s.get("design") == d for s in studies)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7)
+    ax.set_title(f"{label}: forest plot (k = {k})", loc="left")
+    return fig
+
+
+def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any] | None,
+                       label: str, moderator: Mapping[str, Any]) -> Figure | None:
+    """Effect versus baseline status: trials as bubbles (area ~ precision), regression line.
+
+    Returns None when no trial has a baseline status value.
+    """
+    pts = [s for s in outcome.get("studies") or []
+           if math.isfinite(_num(s.get("baseline_status_value_std")))
+           and math.isfinite(_num(s.get("yi")))]
+    if not pts:
+        return None
+    fig = new_figure(6.4, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    line = (line_model or {}).get("regression_line") or []
+    if line:
+        xs = [_num(p.get("x")) for p in line]
+        ax.fill_between(xs, [_num(p.get("q025")) for p in line],
+                        [_num(p.get("q975")) for p in line], color=SHRUNKEN, alpha=0.18, lw=0,
+                        label="95% credible band")
+        ax.plot(xs, [_num(p.get("mean")) for p in line], color=SHRUNKEN, lw=1.8,
+                label="posterior mean regression line")
+    prec = np.array([1 / _num(s.get("sei")) ** 2 for s in pts])
+    prec = np.where(np.isfinite(prec), prec, np.nanmin(prec[np.isfinite(prec)]) if
+                    np.isfinite(prec).any() else 1.0)
+    sizes = 40 + 460 * prec / prec.max()
+    for cat in ("deficient", "marginal", "replete", "unknown"):
+        idx = [i for i, s in enumerate(pts) if (s.get("baseline_status_category") or "unknown")
+               == cat]
+        if not idx:
+            continue
+        ax.scatter([_num(pts[i].get("baseline_status_value_std")) for i in idx],
+                   [_num(pts[i].get("yi")) for i in idx], s=sizes[idx],
+                   color=CATEGORY_COLOURS[cat], alpha=0.7, edgecolor="black", linewidth=0.6,
+                   label=f"{cat} at baseline", zorder=3)
+    for s in pts:
+        ax.annotate(str(s.get("study_id")), (_num(s.get("baseline_status_value_std")),
+                                             _num(s.get("yi"))),
+                    xytext=(5, 5), textcoords="offset points", fontsize=7, color="#333333")
+    cut = _num(moderator.get("cutoff"))
+    if math.isfinite(cut):
+        ax.axvline(cut, color="black", ls=":", lw=1.2,
+                   label=f"deficiency cut-off ({fmt(cut)} {moderator.get('unit') or ''})".strip())
+    ax.axhline(0, color="#666666", lw=0.8, ls="--", zorder=0)
+    unit = moderator.get("unit") or ""
+    ax.set_xlabel(f"{moderator.get('name') or 'baseline nutrient status'}"
+                  f"{' (' + unit + ')' if unit else ''}")
+    ax.set_ylabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
+    missing = len(outcome.get("studies") or []) - len(pts)
+    ax.set_title(f"{label}: effect vs baseline status", loc="left")
+    if missing:
+        ax.text(0.0, -0.16, f"{missing} trial(s) without a baseline value not shown",
+                transform=ax.transAxes, fontsize=7, color="#555555", va="top")
+    leg = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    for h in leg.legend_handles:
+        if isinstance(h, PathCollection):
+            h.set_sizes([60])
+    return fig
+
+
+def _density(model: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Density grid for parameter ``name``: the bundle's grid, else a normal approximation."""
+    grid = ((model.get("density") or {}).get(name)) or None
+    if grid and grid.get("grid") and grid.get("density"):
+        return np.asarray(grid["grid"], float), np.asarray(grid["density"], float), False
+    summ = (model.get("parameters") or {}).get(name)
+    if not summ:
+        return None
+    m, sd = _num(summ.get("mean")), _num(summ.get("sd"))
+    if not (math.isfinite(m) and math.isfinite(sd) and sd > 0):
+        return None
+    x = np.linspace(m - 4 * sd, m + 4 * sd, 201)
+    return x, np.exp(-0.5 * ((x - m) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), True
+
+
+def subgroup_densities(outcome: Mapping[str, Any], model: Mapping[str, Any],
+                       label: str) -> tuple[Figure, bool] | None:
+    """Posterior density of the pooled effect in deficient vs replete populations.
+
+    Returns the figure and whether a normal approximation (from mean and sd) was used.
+    """
+    curves = {name: _density(model, name) for name in ("effect_deficient", "effect_replete")}
+    if not all(curves.values()):
+        return None
+    fig = new_figure(6.0, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    approx = False
+    for name, colour in (("effect_deficient", CATEGORY_COLOURS["deficient"]),
+                         ("effect_replete", CATEGORY_COLOURS["replete"])):
+        x, d, a = curves[name]  # type: ignore[misc]
+        approx |= a
+        summ = model["parameters"][name]
+        ax.fill_between(x, d, color=colour, alpha=0.25, lw=0)
+        ax.plot(x, d, color=colour, lw=1.6,
+                label=f"{name.removeprefix('effect_')}: {fmt(summ.get('mean'))} "
+                f"(95% CrI {fmt(summ.get('q025'))} to {fmt(summ.get('q975'))})")
+    ax.axvline(0, color="#666666", lw=0.8, ls="--")
+    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
+    ax.set_ylabel("posterior density")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{label}: pooled effect by baseline status"
+                 + (" (normal approximation)" if approx else ""), loc="left")
+    ax.legend(loc="upper right", fontsize=7)
+    return fig, approx
+
+
+def funnel(outcome: Mapping[str, Any], centre: float | None, label: str) -> Figure | None:
+    """Contour-enhanced funnel plot with the Egger-type small-study test in the title."""
+    pts = [(_num(s.get("yi")), _num(s.get("sei"))) for s in outcome.get("studies") or []]
+    pts = [(y, s) for y, s in pts if math.isfinite(y) and math.isfinite(s) and s > 0]
+    if not pts:
+        return None
+    fig = new_figure(6.0, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    ys = np.array([p[0] for p in pts])
+    ses = np.array([p[1] for p in pts])
+    smax = ses.max() * 1.15
+    se_grid = np.linspace(0, smax, 100)
+    xr = max(np.abs(ys).max(), 2.7 * smax) * 1.1
+    ax.axvspan(-xr, xr, color="#bdbdbd", lw=0)
+    for z, shade, lab in ((2.576, "#d9d9d9", "0.01 < p < 0.05"),
+                          (1.960, "#f0f0f0", "0.05 < p < 0.10"),
+                          (1.645, "white", "p > 0.10")):
+        ax.fill_betweenx(se_grid, -z * se_grid, z * se_grid, color=shade, lw=0, label=lab)
+    if centre is not None and math.isfinite(centre):
+        ax.plot(centre - 1.96 * se_grid, se_grid, color=POOLED, lw=0.8, ls="--")
+        ax.plot(centre + 1.96 * se_grid, se_grid, color=POOLED, lw=0.8, ls="--")
+        ax.axvline(centre, color=POOLED, lw=1.2, label=f"pooled mean ({fmt(centre)})")
+    ax.scatter(ys, ses, color=OBSERVED, s=22, zorder=3, label="trials")
+    ax.set_xlim(-xr, xr)
+    ax.set_ylim(smax, 0)
+    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
+    unit = outcome.get("effect_unit")
+    ax.set_ylabel(f"standard error{' (' + unit + ')' if unit else ''}")
+    ss = outcome.get("small_study") or {}
+    title = f"{label}: contour-enhanced funnel plot"
+    if ss:
+        title += (f"\nEgger-type small-study test: intercept {fmt(ss.get('egger_intercept'))} "
+                  f"(SE {fmt(ss.get('se'))}), p = {fmt_p(ss.get('p_value'))}, "
+                  f"k = {ss.get('k')}")
+        if (ss.get("k") or 0) < 10:
+            title += " (low power at k < 10)"
+    ax.set_title(title, loc="left")
+    handles, labels = ax.get_legend_handles_labels()
+    handles.insert(0, Patch(color="#bdbdbd"))
+    labels.insert(0, "p < 0.01")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    return fig
+
+
+def _interval_rows(ax: Any, rows: Sequence[Mapping[str, Any]], labels: Sequence[str],
+                   colour: Any) -> np.ndarray:
+    ys = np.arange(len(rows), 0, -1, dtype=float)
+    for y, r in zip(ys, rows, strict=True):
+        ax.plot([_num(r.get("q025")), _num(r.get("q975"))], [y, y], color=colour, lw=1.2)
+        ax.plot(_num(r.get("mean")), y, marker="o", ms=4, color=colour)
+    ax.set_yticks(ys, list(labels))
+    ax.axvline(0, color="#666666", lw=0.8, ls="--", zorder=0)
+    ax.set_ylim(0.4, len(rows) + 0.6)
+    return ys
+
+
+def cumulative(outcome: Mapping[str, Any], label: str) -> Figure | None:
+    """Cumulative evidence: the pooled estimate (95% CrI) after each trial, by publication."""
+    rows = outcome.get("cumulative") or []
+    if not rows:
+        return None
+    fig = new_figure(6.4, 0.3 * len(rows) + 1.6)
+    ax = fig.add_subplot(1, 1, 1)
+    _interval_rows(ax, rows, [f"+ {r.get('study_id')} ({r.get('year')}), k = {r.get('k')}"
+                              for r in rows], POOLED)
+    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+                  + "\ncumulative pooled mean, 95% credible interval")
+    ax.set_title(f"{label}: cumulative evidence by year of publication", loc="left")
+    return fig
+
+
+def tau_prior_posterior(outcome: Mapping[str, Any], label: str) -> Figure | None:
+    """Prior and posterior density of tau (between-trial standard deviation)."""
+    tpp = outcome.get("tau_prior_posterior") or {}
+    if not tpp.get("grid"):
+        return None
+    fig = new_figure(5.6, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    g = np.asarray(tpp["grid"], float)
+    ax.plot(g, np.asarray(tpp.get("prior") or [np.nan] * len(g), float), color="#555555",
+            ls="--", lw=1.4, label="prior")
+    post = np.asarray(tpp.get("posterior") or [np.nan] * len(g), float)
+    ax.plot(g, post, color=SHRUNKEN, lw=1.8, label="posterior")
+    ax.fill_between(g, post, color=SHRUNKEN, alpha=0.2, lw=0)
+    unit = outcome.get("effect_unit")
+    ax.set_xlabel(f"tau, between-trial SD ({outcome.get('measure') or 'effect'}"
+                  f"{', ' + unit if unit else ''})")
+    ax.set_ylabel("density")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{label}: prior vs posterior of tau", loc="left")
+    ax.legend()
+    return fig
+
+
+def sensitivity(outcome: Mapping[str, Any], primary: Mapping[str, Any] | None,
+                label: str) -> Figure | None:
+    """Sensitivity analyses (priors, leave-one-out, pre/post correlation) beside the primary."""
+    rows = list(outcome.get("sensitivity") or [])
+    if not rows:
+        return None
+    labels = [f"{r.get('analysis')} [{r.get('kind')}]" for r in rows]
+    if primary:
+        rows = [primary, *rows]
+        labels = ["primary analysis", *labels]
+    fig = new_figure(6.4, 0.3 * len(rows) + 1.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ys = _interval_rows(ax, rows, labels, SHRUNKEN)
+    if primary:
+        ax.axvspan(_num(primary.get("q025")), _num(primary.get("q975")), color=POOLED,
+                   alpha=0.1, lw=0)
+        ax.plot(_num(primary.get("mean")), ys[0], marker="D", ms=5, color=POOLED)
+    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+                  + "\npooled mean, 95% credible interval")
+    ax.set_title(f"{label}: sensitivity analyses", loc="left")
+    return fig
+
+
+def cross_nutrient(cross: Mapping[str, Any]) -> Figure | None:
+    """Slopes of effect on baseline status per evidence base, with the pooled slope."""
+    rows = list(cross.get("slopes") or [])
+    if not rows:
+        return None
+    labels = [str(r.get("label") or f"{r.get('evidence_base')}: {r.get('outcome')}") for r in rows]
+    pooled = cross.get("pooled_slope")
+    if pooled:
+        rows.append(pooled)
+        labels.append("pooled slope")
+    fig = new_figure(6.4, 0.4 * len(rows) + 1.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ys = _interval_rows(ax, rows, labels, SHRUNKEN)
+    if pooled:
+        ax.plot(_num(pooled.get("mean")), ys[-1], marker="D", ms=6, color=POOLED)
+    ax.set_xlabel(f"slope ({cross.get('scale') or 'effect per unit of baseline status'})"
+                  "\nposterior mean, 95% credible interval")
+    ax.set_title("Dependence of the effect on baseline status, by nutrient", loc="left")
+    return fig

@@ -1,0 +1,374 @@
+"""Fit every declared model for one outcome of one evidence base and summarise it.
+
+Produces the per-outcome entry of the results bundle (see ``docs/pipeline.md``): the exact
+random-effects posterior (the fast path and the sampler's oracle), the PyMC models with their
+diagnostics gate, the frequentist REML/DL cross-check, the small-study check, sensitivity
+analyses, the cumulative evidence, and the numbers the report's figures need.
+
+Primary analyses use randomised trials only; ``all_evidence`` is the declared secondary
+analysis in which non-randomised designs contribute with an explicit bias and extra variance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nutrimeta import diagnostics, sensitivity
+from nutrimeta.models import frequentist
+from nutrimeta.spec import AnalysisSpec, OutcomeSpec
+
+RANDOMISED = ("parallel_rct", "crossover_rct")
+MIN_K = {"random_effects": 2, "meta_regression_continuous": 3, "meta_regression_category": 3,
+         "all_evidence": 2}
+MODEL_DESCRIPTIONS = {
+    "exact": "Normal–normal random-effects model, randomised trials only; exact posterior by "
+             "numerical integration over tau (no sampling).",
+    "random_effects": "Bayesian random-effects model (non-centred), randomised trials only; "
+                      "sampled with NUTS.",
+    "meta_regression_continuous": "Random-effects meta-regression on baseline nutrient level "
+                                  "minus the deficiency cut-off, randomised trials only; trials "
+                                  "without a numeric level get a latent level informed by their "
+                                  "status category.",
+    "meta_regression_category": "Random-effects model with partially pooled effects per baseline "
+                                "status category (deficient, marginal, replete, unknown), "
+                                "randomised trials only.",
+    "all_evidence": "Secondary analysis of all designs: non-randomised designs carry an explicit "
+                    "bias term and extra variance; with the continuous baseline moderator.",
+}
+
+
+def _q(summary: dict[str, float]) -> dict[str, float]:
+    keep = ("mean", "median", "sd", "q025", "q975", "mcse_mean")
+    return {k: round(float(summary[k]), 6) for k in keep if k in summary}
+
+
+def _mixture_summary(mix: Any) -> dict[str, float]:
+    lo, hi = mix.interval(0.95)
+    return {"mean": round(float(mix.mean), 6), "median": round(float(mix.median), 6),
+            "sd": round(float(mix.sd), 6), "q025": round(float(lo), 6),
+            "q975": round(float(hi), 6)}
+
+
+def _prob_statements(draws_or_mix: Any, mid: float, beneficial: str, name: str = "mu") -> dict:
+    sign = 1.0 if beneficial == "increase" else -1.0
+    if isinstance(draws_or_mix, np.ndarray):
+        d = draws_or_mix * sign
+        p0, pm = float(np.mean(d > 0)), float(np.mean(d > mid))
+    else:
+        p0 = draws_or_mix.prob_gt(0.0) if sign > 0 else 1 - draws_or_mix.prob_gt(0.0)
+        p_mid = draws_or_mix.prob_gt(mid) if sign > 0 else 1 - draws_or_mix.prob_gt(-mid)
+        p0, pm = float(p0), float(p_mid)
+    rel = ">" if sign > 0 else "<"
+    mid_txt = f"{mid:g}" if sign > 0 else f"-{mid:g}"
+    return {f"P({name} {rel} 0)": round(p0, 4), f"P({name} {rel} {mid_txt})": round(pm, 4)}
+
+
+def model_data_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows an outcome's models use, in a stable order."""
+    return df.sort_values(["year", "study_id", "subgroup"], kind="stable",
+                          na_position="first").reset_index(drop=True)
+
+
+def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[dict, Any]:
+    """The exact random-effects posterior entry and the posterior object."""
+    start = time.perf_counter()
+    post = sensitivity.fit_exact(df, o.tau_prior, o.mu_prior_sd)
+    seconds = time.perf_counter() - start
+    entry = {
+        "model": "exact", "description": MODEL_DESCRIPTIONS["exact"], "status": "ok",
+        "reason": "", "k": len(df),
+        "parameters": {"mu": _mixture_summary(post.mu),
+                       "tau": {k: round(float(v), 6) for k, v in post.tau_summary().items()}},
+        "prediction": _mixture_summary(post.predictive()),
+        "i2": {k: round(float(v), 6) for k, v in post.i2_summary().items()},
+        "probabilities": _prob_statements(post.mu, o.mid, o.beneficial),
+        "diagnostics": {"passed": True, "problems": [],
+                        "integration_error": float(getattr(post, "integration_error", 0.0))},
+        "fit_seconds": round(seconds, 4),
+    }
+    return entry, post
+
+
+def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):  # noqa: ANN202
+    from nutrimeta.models.bayes import Priors
+
+    m = spec.moderator
+    latent = {c: (lv.mean, lv.sd) for c, lv in m.latent.items()}
+    kw: dict[str, Any] = {
+        "mu_sd": o.mu_prior_sd, "tau_family": o.tau_prior.family, "tau_scale": o.tau_prior.scale,
+        "tau_nu": o.tau_prior.nu, "slope_sd": o.slope_prior_sd, "latent_baseline": latent,
+        "x_deficient": m.reference_deficient, "x_replete": m.reference_replete,
+        "category_sd": o.mu_prior_sd / 2,
+    }
+    if not math.isnan(spec.bias_prior_sd):
+        kw["design_bias_sd"] = spec.bias_prior_sd * o.mu_prior_sd
+    if not math.isnan(spec.design_extra_sd):
+        kw["design_extra_scale"] = spec.design_extra_sd * o.mu_prior_sd
+    return Priors(**kw)
+
+
+def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
+                fits_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
+    from nutrimeta.models.bayes import ModelData, build_model
+    from nutrimeta.models.fitting import SamplerSettings, fit, save_posterior
+
+    entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
+    need = MIN_K[kind]
+    if len(df) < need:
+        return {**entry, "status": "skipped",
+                "reason": f"needs at least {need} poolable trials; {len(df)} available"}
+    if kind in ("meta_regression_continuous",) and df["baseline_status_value_std"].notna().sum() \
+            + (df["baseline_status_category"] != "unknown").sum() == 0:
+        return {**entry, "status": "skipped", "reason": "no trial has a baseline status"}
+    priors = _priors_for(spec, o)
+    build_kind = kind
+    multi = df["study_id"].duplicated(keep=False)
+    if multi.any():
+        # Several contrasts (doses, subgroups) in one trial: the random-effects model becomes
+        # the multilevel model (study and contrast random effects); the moderator models treat
+        # each contrast as its own unit, which is right for disjoint subgroups (e.g. a split by
+        # baseline status) and approximate for dose arms that share a control group.
+        if kind == "random_effects":
+            build_kind = "multilevel"
+            entry["note"] = ("several contrasts per trial: multilevel model with trial- and "
+                             "contrast-level random effects")
+        else:
+            df = df.copy()
+            sub = df["subgroup"].fillna("").astype(str)
+            df.loc[multi, "study_id"] = df.loc[multi, "study_id"] + "[" + sub[multi] + "]"
+            entry["note"] = ("several contrasts per trial treated as separate units "
+                             "(exact for disjoint subgroups; approximate for dose arms sharing "
+                             "a control group)")
+    data = ModelData.from_frame(df, cutoff=spec.moderator.cutoff)
+    model = build_model(data, priors, build_kind, moderator=kind == "all_evidence")
+    entry["fitted_as"] = build_kind
+    sampler = SamplerSettings(chains=spec.sampler.chains, draws=spec.sampler.draws,
+                              tune=spec.sampler.tune, target_accept=spec.sampler.target_accept)
+    start = time.perf_counter()
+    seed = spec.seed + sum(map(ord, f"{o.id}/{kind}"))
+    attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
+             "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict()}
+    dt = fit(model, sampler, seed, attrs=attrs)
+    seconds = time.perf_counter() - start
+    names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
+                         "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
+                         "effect_category") if v in dt.posterior.data_vars]
+    diag = diagnostics.check(dt, var_names=[n for n in names if n != "theta_new"])
+    summ = diagnostics.summarise(dt, names)
+    path = fits_dir / f"{kind}.nc"
+    save_posterior(dt, path)
+    post = dt.posterior
+    params = {k: _q(v) for k, v in summ.items() if k.split("[")[0] in
+              ("mu", "tau", "slope", "effect_deficient", "effect_replete",
+               "deficient_minus_replete", "effect_category", "bias", "extra_sd")}
+    probs = _prob_statements(post["mu"].values.ravel(), o.mid, o.beneficial)
+    if "deficient_minus_replete" in post:
+        diff = post["deficient_minus_replete"].values.ravel()
+        sign = 1.0 if o.beneficial == "increase" else -1.0
+        probs["P(effect_deficient better than effect_replete)"] = round(
+            float(np.mean(diff * sign > 0)), 4)
+        for name in ("effect_deficient", "effect_replete"):
+            probs.update(_prob_statements(post[name].values.ravel(), o.mid, o.beneficial, name))
+    out = {**entry, "status": "ok" if diag.passed else "failed",
+           "reason": "" if diag.passed else "; ".join(diag.problems),
+           "parameters": params, "probabilities": probs,
+           "diagnostics": diag.to_dict(), "fit_seconds": round(seconds, 2),
+           "posterior_file": str(path), "seed": seed, "priors": priors.to_dict()}
+    if "theta_new" in post:
+        out["prediction"] = _q(summ["theta_new"])
+    if "i2" in summ:
+        out["i2"] = _q(summ["i2"])
+    if kind == "meta_regression_continuous":
+        out["regression_line"] = _regression_line(post, spec, df)
+        out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
+    return out
+
+
+def _regression_line(post: Any, spec: AnalysisSpec, df: pd.DataFrame) -> list[dict]:
+    mu = post["mu"].values.ravel()
+    slope = post["slope"].values.ravel()
+    cut = spec.moderator.cutoff
+    levels = df["baseline_status_value_std"].dropna().to_numpy(float)
+    lo = min([cut + spec.moderator.reference_deficient, *levels])
+    hi = max([cut + spec.moderator.reference_replete, *levels])
+    pad = 0.05 * (hi - lo or 1.0)
+    out = []
+    for x in np.linspace(lo - pad, hi + pad, 41):
+        e = mu + slope * (x - cut)
+        out.append({"x": round(float(x), 5), "mean": round(float(e.mean()), 6),
+                    "q025": round(float(np.quantile(e, 0.025)), 6),
+                    "q975": round(float(np.quantile(e, 0.975)), 6)})
+    return out
+
+
+def _densities(post: Any, names: list[str], n: int = 120) -> dict[str, dict[str, list[float]]]:
+    from scipy.stats import gaussian_kde
+
+    out = {}
+    for name in names:
+        d = post[name].values.ravel()
+        lo, hi = np.quantile(d, [0.001, 0.999])
+        grid = np.linspace(lo, hi, n)
+        out[name] = {"x": grid.round(6).tolist(),
+                     "density": gaussian_kde(d)(grid).round(6).tolist()}
+    return out
+
+
+def frequentist_entry(df: pd.DataFrame) -> dict[str, Any]:
+    """REML and DL random-effects estimates (metafor conventions) for comparison."""
+    if len(df) < 2:
+        return {}
+    y, v = df["yi"].to_numpy(float), df["vi"].to_numpy(float)
+    return {"reml": frequentist.rma(y, v, method="REML").to_dict(),
+            "dl": frequentist.rma(y, v, method="DL").to_dict()}
+
+
+def small_study_entry(df: pd.DataFrame) -> dict[str, Any]:
+    """Egger's regression test, stated as a small-study-effects check."""
+    if len(df) < 3:
+        return {"k": len(df), "caveat": "not assessable: fewer than 3 trials"}
+    res = frequentist.egger_test(df["yi"].to_numpy(float), df["sei"].to_numpy(float))
+    return res.to_dict()
+
+
+def study_rows(df: pd.DataFrame, post: Any, tau2_reml: float | None) -> list[dict[str, Any]]:
+    """Per-trial numbers for forest plots: observed CI, shrunken estimate, RE weight."""
+    shrink = post.shrinkage_summary() if post is not None else [{}] * len(df)
+    w = 1.0 / (df["vi"].to_numpy(float) + (tau2_reml or 0.0))
+    w = w / w.sum()
+    rows = []
+    for i, r in enumerate(df.itertuples()):
+        s = shrink[i]
+        rows.append({
+            "study_id": r.study_id, "subgroup": "" if pd.isna(r.subgroup) else str(r.subgroup),
+            "first_author": r.first_author, "year": int(r.year), "design": r.design,
+            "yi": round(float(r.yi), 6), "sei": round(float(r.sei), 6),
+            "ci_lower": round(float(r.yi - 1.959964 * r.sei), 6),
+            "ci_upper": round(float(r.yi + 1.959964 * r.sei), 6),
+            "weight": round(float(w[i]), 6),
+            "shrunken_mean": round(float(s.get("mean", math.nan)), 6),
+            "shrunken_q025": round(float(s.get("q025", s.get("q0.025", math.nan))), 6),
+            "shrunken_q975": round(float(s.get("q975", s.get("q0.975", math.nan))), 6),
+            "n_intervention": None if pd.isna(r.n_intervention) else int(r.n_intervention),
+            "n_control": None if pd.isna(r.n_control) else int(r.n_control),
+            "baseline_status_value_std": None if pd.isna(r.baseline_status_value_std)
+            else round(float(r.baseline_status_value_std), 5),
+            "baseline_status_category": r.baseline_status_category,
+            "derivation": r.derivation,
+        })
+    return rows
+
+
+def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
+                  effects_for_r: Callable[[float], pd.DataFrame], fits_dir: Path,
+                  provenance: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """Everything the bundle holds for one outcome."""
+    mine = effects[(effects["outcome"] == o.id) & effects["poolable"]]
+    rct = model_data_frame(mine[mine["design"].isin(RANDOMISED)])
+    every = model_data_frame(mine)
+    n = rct[["n_intervention", "n_control"]].fillna(0).to_numpy().sum()
+    entry: dict[str, Any] = {
+        "label": o.label, "measure": o.measure, "effect_unit": o.unit if o.measure == "MD"
+        else ("log ratio of means" if o.measure == "ROM" else "SD units"),
+        "k": len(rct), "k_all_designs": len(every), "n_participants": int(n),
+        "mid": o.mid, "mid_source": o.mid_source, "beneficial": o.beneficial,
+        "primary": o.primary, "models": {},
+    }
+    post = None
+    if len(rct) >= 1:
+        ex, post = exact_entry(rct, o)
+        entry["models"]["exact"] = ex
+    else:
+        entry["models"]["exact"] = {"model": "exact", "description": MODEL_DESCRIPTIONS["exact"],
+                                    "status": "skipped", "k": 0,
+                                    "reason": "no poolable randomised trial"}
+    entry["frequentist"] = frequentist_entry(rct)
+    tau2 = entry["frequentist"].get("reml", {}).get("tau2") if entry["frequentist"] else None
+    entry["studies"] = study_rows(rct, post, tau2)
+    entry["studies_all_designs"] = study_rows(every, None, None) if len(every) else []
+    entry["small_study"] = small_study_entry(rct)
+    for kind in spec.models:
+        data = every if kind == "all_evidence" else rct
+        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={len(data)})")
+        try:
+            entry["models"][kind] = bayes_entry(kind, data, spec, o, fits_dir / o.id, provenance)
+        except Exception as exc:  # a failing fit is reported, never silently dropped
+            entry["models"][kind] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind],
+                                     "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                                     "k": len(data)}
+    if post is not None:
+        sens = sensitivity.prior_sensitivity(rct, list(spec.sensitivity.tau_priors),
+                                             o.mu_prior_sd, o.mid, o.beneficial)
+        if spec.sensitivity.leave_one_out:
+            sens += sensitivity.leave_one_out(rct, o.tau_prior, o.mu_prior_sd, o.mid,
+                                              o.beneficial)
+
+        def rct_for(r: float) -> pd.DataFrame:
+            e = effects_for_r(r)
+            e = e[(e["outcome"] == o.id) & e["poolable"] & e["design"].isin(RANDOMISED)]
+            return model_data_frame(e)
+
+        sens += sensitivity.correlation_sensitivity(rct_for, list(
+            spec.sensitivity.prepost_correlations), o.tau_prior, o.mu_prior_sd, o.mid,
+            o.beneficial)
+        entry["sensitivity"] = sens
+        entry["cumulative"] = sensitivity.cumulative(rct, o.tau_prior, o.mu_prior_sd)
+        entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
+    else:
+        entry["sensitivity"], entry["cumulative"], entry["tau_prior_posterior"] = [], [], {}
+    return entry
+
+
+def claim_entries(spec: AnalysisSpec, outcomes: dict[str, dict[str, Any]]) -> list[dict]:
+    """Each claim of the field with its posterior probability and a verdict.
+
+    Verdict rule (stated in every report): *supported* when the posterior probability of the
+    claim is at least 0.95; *not supported* when it is below 0.5 (the evidence leans against
+    it); *uncertain* otherwise, or when the model it needs could not be fitted or failed its
+    diagnostics.
+    """
+    out = []
+    for c in spec.claims:
+        oc = outcomes[c.outcome]
+        model = oc["models"].get(c.model, {})
+        row: dict[str, Any] = {"claim": c.text, "outcome": c.outcome, "model": c.model,
+                               "quantity": c.quantity, "threshold": c.threshold,
+                               "direction": c.direction, "k": model.get("k", oc["k"])}
+        if model.get("status") != "ok":
+            row.update(probability=None, estimate=None, verdict="uncertain",
+                       why=f"model {c.model} {model.get('status', 'not run')}: "
+                           f"{model.get('reason', '')}".strip())
+            out.append(row)
+            continue
+        est = model["parameters"].get(c.quantity)
+        prob = _claim_probability(model, c, spec, fits_dir=None)
+        row.update(probability=prob, estimate=est)
+        row["verdict"] = ("supported" if prob is not None and prob >= 0.95 else
+                          "not supported" if prob is not None and prob < 0.5 else "uncertain")
+        out.append(row)
+    return out
+
+
+def _claim_probability(model: dict, c: Any, spec: AnalysisSpec, fits_dir: Path | None
+                       ) -> float | None:
+    from nutrimeta.models.fitting import load_posterior
+
+    if c.model == "exact":
+        return None
+    dt = load_posterior(model["posterior_file"])
+    d = dt.posterior[c.quantity].values.ravel()
+    if c.direction == "increase":
+        return round(float(np.mean(d > c.threshold)), 4)
+    if c.direction == "decrease":
+        return round(float(np.mean(d < -abs(c.threshold) if c.threshold else d < 0)), 4)
+    if c.direction == "within":
+        return round(float(np.mean(np.abs(d) < abs(c.threshold))), 4)
+    raise ValueError(f"unknown claim direction {c.direction!r}")

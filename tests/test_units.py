@@ -1,0 +1,203 @@
+"""Tests for nutrimeta.units: label normalisation and mass/molar/activity conversions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nutrimeta.units import (
+    INSULIN_PMOL_PER_UIU,
+    INSULIN_PMOL_PER_UIU_ALT,
+    MOLAR_MASS_G_PER_MOL,
+    UnitConversionError,
+    can_convert,
+    conversion_factor,
+    convert,
+    harmonise_unit_label,
+)
+
+# Every pair the pipeline must support: (from, to, analyte).
+SUPPORTED_PAIRS = [
+    ("ng/dL", "nmol/L", "total_testosterone"),
+    ("ng/mL", "nmol/L", "total_testosterone"),
+    ("ng/dL", "ng/mL", "testosterone"),
+    ("pg/mL", "pmol/L", "free_testosterone"),
+    ("ug/dL", "umol/L", "zinc"),
+    ("ug/mL", "umol/L", "zinc"),
+    ("mg/L", "umol/L", "serum_zinc"),
+    ("ug/L", "umol/L", "selenium"),
+    ("ng/mL", "umol/L", "serum_selenium"),
+    ("ug/L", "ng/mL", "selenium"),
+    ("mg/dL", "mmol/L", "magnesium"),
+    ("mEq/L", "mmol/L", "serum_magnesium"),
+    ("mEq/L", "mg/dL", "magnesium"),
+    ("uIU/mL", "pmol/L", "fasting_insulin"),
+    ("mU/L", "pmol/L", "insulin"),
+    ("uU/mL", "pmol/L", "insulin"),
+    ("mg/dL", "mmol/L", "fasting_glucose"),
+    ("ng/dL", "pmol/L", "ft4"),
+    ("pg/mL", "pmol/L", "ft3"),
+    ("ug/dL", "nmol/L", "tt4"),
+    ("ng/dL", "nmol/L", "tt3"),
+    ("mIU/L", "uIU/mL", "tsh"),
+    ("kIU/L", "IU/mL", "tpo_ab"),
+    ("U/mL", "IU/mL", "tg_ab"),
+]
+
+
+@pytest.mark.parametrize(
+    ("printed", "canonical"),
+    [
+        ("µg/dL", "ug/dL"),  # micro sign U+00B5
+        ("μg/dL", "ug/dL"),  # greek mu U+03BC
+        ("ug/dl", "ug/dL"),
+        ("mcg/dL", "ug/dL"),
+        ("μIU/mL", "uIU/mL"),
+        ("uIU/ml", "uIU/mL"),
+        ("µU/mL", "uIU/mL"),
+        ("uU/mL", "uIU/mL"),
+        ("mU/L", "mIU/L"),
+        ("ng/ml", "ng/mL"),
+        ("NMOL/L", "nmol/L"),
+        ("nmol l-1", "nmol/L"),
+        ("pmol·L⁻¹", "pmol/L"),
+        ("mEq/l", "mEq/L"),
+        ("U/mL", "IU/mL"),
+        ("kU/L", "kIU/L"),
+        (" mg/dL ", "mg/dL"),
+        ("%", "%"),
+        ("Index", "index"),
+    ],
+)
+def test_harmonise_unit_label(printed: str, canonical: str) -> None:
+    assert harmonise_unit_label(printed) == canonical
+
+
+def test_unknown_label_returned_unchanged() -> None:
+    assert harmonise_unit_label("furlongs/fortnight") == "furlongs/fortnight"
+
+
+# Expected values below are computed by hand from the definitions: mass concentration
+# (g/L) / molar mass (g/mol) = mol/L, with 1 dL = 0.1 L; molar masses as in units.py
+# (IUPAC standard atomic weights; PubChem molecular weights).
+@pytest.mark.parametrize(
+    ("value", "frm", "to", "analyte", "expected"),
+    [
+        (100.0, "ng/dL", "nmol/L", "testosterone", 100 * 10 / 288.42),
+        (5.0, "ng/mL", "nmol/L", "testosterone", 5 * 1000 / 288.42),
+        (100.0, "pg/mL", "pmol/L", "free_testosterone", 100 * 1000 / 288.42),
+        (90.0, "µg/dL", "umol/L", "zinc", 90 * 10 / 65.38),
+        (0.9, "mg/L", "umol/L", "zinc", 0.9 * 1000 / 65.38),
+        (0.9, "ug/mL", "umol/L", "zinc", 0.9 * 1000 / 65.38),
+        (80.0, "ug/L", "umol/L", "selenium", 80 / 78.971),
+        (80.0, "ng/mL", "umol/L", "selenium", 80 / 78.971),
+        (2.0, "mg/dL", "mmol/L", "magnesium", 2 * 10 / 24.305),
+        (1.6, "mEq/L", "mmol/L", "magnesium", 0.8),  # divalent: 1 mmol/L = 2 mEq/L
+        (1.6, "mEq/L", "mg/dL", "magnesium", 0.8 * 24.305 / 10),
+        (90.0, "mg/dL", "mmol/L", "glucose", 90 * 10 / 180.156),
+        (1.2, "ng/dL", "pmol/L", "ft4", 1.2 * 10_000 / 776.87),
+        (3.0, "pg/mL", "pmol/L", "ft3", 3 * 1000 / 650.97),
+        (8.0, "ug/dL", "nmol/L", "tt4", 8 * 10_000 / 776.87),
+        (120.0, "ng/dL", "nmol/L", "tt3", 120 * 10 / 650.97),
+        (10.0, "uIU/mL", "pmol/L", "insulin", 60.0),
+        (10.0, "mU/L", "pmol/L", "fasting_insulin", 60.0),
+        (10.0, "µU/mL", "pmol/L", "insulin", 60.0),
+        (2.5, "mIU/L", "uIU/mL", "tsh", 2.5),
+        (350.0, "kIU/L", "IU/mL", "tpo_ab", 350.0),
+        (350.0, "U/mL", "IU/mL", "tpo_ab", 350.0),
+        (7.0, "%", "%", "hba1c", 7.0),
+        (2.1, "index", "index", "homa_ir", 2.1),
+    ],
+)
+def test_known_conversions(value, frm, to, analyte, expected) -> None:
+    assert convert(value, frm, to, analyte) == pytest.approx(expected, rel=1e-12)
+
+
+def test_clinical_sanity_factors() -> None:
+    # Widely printed laboratory factors (e.g. SI conversion tables): testosterone
+    # ng/dL x 0.0347 = nmol/L, glucose mg/dL x 0.0555 = mmol/L, zinc ug/dL x 0.153 = umol/L.
+    assert conversion_factor("ng/dL", "nmol/L", "testosterone") == pytest.approx(0.0347, rel=2e-3)
+    assert conversion_factor("mg/dL", "mmol/L", "glucose") == pytest.approx(0.0555, rel=2e-3)
+    assert conversion_factor("ug/dL", "umol/L", "zinc") == pytest.approx(0.153, rel=2e-3)
+
+
+def test_insulin_factor_is_named_constant() -> None:
+    assert INSULIN_PMOL_PER_UIU == 6.00
+    assert INSULIN_PMOL_PER_UIU_ALT == 6.945
+    assert conversion_factor("uIU/mL", "pmol/L", "insulin",
+                             INSULIN_PMOL_PER_UIU_ALT) == pytest.approx(6.945)
+
+
+def test_molar_masses_documented() -> None:
+    assert MOLAR_MASS_G_PER_MOL["testosterone"] == 288.42
+    assert MOLAR_MASS_G_PER_MOL["selenium"] == 78.971
+
+
+def test_vectorised() -> None:
+    x = np.array([100.0, 200.0, 300.0])
+    out = convert(x, "ng/dL", "nmol/L", "testosterone")
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, x * 10 / 288.42)
+    assert isinstance(convert(1.0, "ng/dL", "nmol/L", "testosterone"), float)
+
+
+@pytest.mark.parametrize(
+    ("frm", "to", "analyte"),
+    [
+        ("ng/dL", "IU/mL", "testosterone"),  # mass vs activity
+        ("ng/dL", "pmol/L", "tsh"),  # no molar mass for TSH
+        ("uIU/mL", "pmol/L", "tsh"),  # the insulin factor is insulin-only
+        ("mEq/L", "mmol/L", "selenium"),  # no valence for selenium
+        ("%", "mmol/mol", "hba1c"),  # affine, not supported
+        ("furlongs/dL", "nmol/L", "testosterone"),  # unknown unit
+        ("index", "ratio", "homa_ir"),
+    ],
+)
+def test_inconvertible_pairs_raise(frm: str, to: str, analyte: str) -> None:
+    with pytest.raises(UnitConversionError) as exc:
+        convert(1.0, frm, to, analyte)
+    msg = str(exc.value)
+    assert frm in msg and to in msg and analyte in msg
+    assert not can_convert(frm, to, analyte)
+
+
+@pytest.mark.parametrize(("frm", "to", "analyte"), SUPPORTED_PAIRS)
+def test_can_convert_supported(frm: str, to: str, analyte: str) -> None:
+    assert can_convert(frm, to, analyte)
+    assert can_convert(to, frm, analyte)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pair=st.sampled_from(SUPPORTED_PAIRS),
+    x=st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+def test_round_trip_every_pair(pair: tuple[str, str, str], x: float) -> None:
+    frm, to, analyte = pair
+    y = convert(x, frm, to, analyte)
+    assert y > 0
+    assert convert(y, to, frm, analyte) == pytest.approx(x, rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.floats(min_value=1e-3, max_value=1e4, allow_nan=False))
+def test_chained_conversions_commute(x: float) -> None:
+    # mEq/L -> mmol/L -> mg/dL equals the direct mEq/L -> mg/dL conversion.
+    via = convert(convert(x, "mEq/L", "mmol/L", "magnesium"), "mmol/L", "mg/dL", "magnesium")
+    assert convert(x, "mEq/L", "mg/dL", "magnesium") == pytest.approx(via, rel=1e-12)
+    # ng/dL -> ng/mL -> nmol/L equals ng/dL -> nmol/L.
+    via = convert(convert(x, "ng/dL", "ng/mL", "testosterone"), "ng/mL", "nmol/L",
+                  "testosterone")
+    assert convert(x, "ng/dL", "nmol/L", "testosterone") == pytest.approx(via, rel=1e-12)
+
+
+def test_linear_so_spreads_scale_like_means() -> None:
+    f = conversion_factor("ng/dL", "nmol/L", "testosterone")
+    assert convert(0.0, "ng/dL", "nmol/L", "testosterone") == 0.0
+    assert convert(-50.0, "ng/dL", "nmol/L", "testosterone") == pytest.approx(-50 * f)
+    assert math.isclose(convert(350.0, "ng/dL", "nmol/L", "testosterone")
+                        - convert(300.0, "ng/dL", "nmol/L", "testosterone"), 50 * f)
