@@ -9,9 +9,9 @@ moderator comparable across nutrients. The nutrient-specific slopes are partiall
 Bundle shape (``build/results/cross_nutrient.json``)::
 
     {"status": "ok | skipped | failed", "reason": str,
-     "pairs": [{"evidence_base", "outcome", "k", "slope": {mean, q025, q975}}],
-     "slope_global": {mean, median, sd, q025, q975}, "sigma_slope": {...},
-     "probabilities": {"P(slope_global < 0)": p}, "diagnostics": {...},
+     "slopes": [{"evidence_base", "outcome", "k", "mean", "q025", "q975", "p_lt_0"}],
+     "pooled_slope": {"mean", "q025", "q975", "p_lt_0"}, "tau": {...},
+     "scale": str, "diagnostics": {...},
      "moderator": "...", "measure": "..."}
 
 A negative slope means a larger benefit the further below the cut-off a population starts.
@@ -61,8 +61,9 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
         pairs.append({"evidence_base": spec.evidence_base, "outcome": outcome, "k": len(df)})
         if len(df) >= MIN_K_PER_PAIR:
             frames.append(df)
-    base = {"measure": "Hedges' g, signed so that positive = hypothesised benefit",
-            "moderator": MODERATOR_TEXT, "pairs": pairs}
+    base = {"title": "Cross-nutrient synthesis: does deficiency modify the effect alike?",
+            "measure": "Hedges' g, signed so that positive = hypothesised benefit",
+            "moderator": MODERATOR_TEXT, "slopes": pairs}
     if len(frames) < MIN_PAIRS:
         return {**base, "status": "skipped",
                 "reason": f"needs at least {MIN_PAIRS} nutrient–hormone pairs with "
@@ -94,15 +95,21 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
     names = [n for n in ("slope_global", "sigma_slope", "slope") if n in dt.posterior]
     diag = diagnostics.check(dt, var_names=names)
     summ = diagnostics.summarise(dt, names)
-    sg = dt.posterior["slope_global"].values.ravel() if "slope_global" in dt.posterior else None
+    post = dt.posterior
+    slope = post["slope"]
     for p in pairs:
-        key = next((k for k in summ if k.startswith("slope[") and p["evidence_base"].split("_")[0]
-                    in k), None)
-        if key:
-            p["slope"] = summ[key]
+        if p["evidence_base"] in list(slope.coords["nutrient"].values):
+            d = slope.sel(nutrient=p["evidence_base"]).values.ravel()
+            p.update(_summary(d))
+    sg = post["slope_global"].values.ravel()
     return {**base, "status": "ok" if diag.passed else "failed",
             "reason": "" if diag.passed else "; ".join(diag.problems),
-            "slope_global": summ.get("slope_global"), "sigma_slope": summ.get("sigma_slope"),
-            "probabilities": {} if sg is None else
-            {"P(slope_global < 0)": round(float(np.mean(sg < 0)), 4)},
-            "diagnostics": diag.to_dict(), "seed": seed, "priors": priors.to_dict()}
+            "slopes": pairs, "pooled_slope": _summary(sg),
+            "tau": summ.get("sigma_slope"), "scale": "per unit of fractional distance from the "
+            "cut-off", "diagnostics": diag.to_dict(), "seed": seed, "priors": priors.to_dict()}
+
+
+def _summary(d: np.ndarray) -> dict[str, float]:
+    return {"mean": round(float(d.mean()), 6), "q025": round(float(np.quantile(d, 0.025)), 6),
+            "q975": round(float(np.quantile(d, 0.975)), 6),
+            "p_lt_0": round(float(np.mean(d < 0)), 4)}

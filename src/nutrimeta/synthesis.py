@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ MIN_K = {"random_effects": 2, "meta_regression_continuous": 3, "meta_regression_
 MODEL_DESCRIPTIONS = {
     "exact": "Normal–normal random-effects model, randomised trials only; exact posterior by "
              "numerical integration over tau (no sampling).",
-    "random_effects": "Bayesian random-effects model (non-centred), randomised trials only; "
-                      "sampled with NUTS.",
+    "random_effects": "Bayesian random-effects model, randomised trials only, sampled with NUTS "
+                      "(trial effects integrated out; multilevel with trial- and contrast-level "
+                      "effects when a trial contributes several contrasts).",
     "meta_regression_continuous": "Random-effects meta-regression on baseline nutrient level "
                                   "minus the deficiency cut-off, randomised trials only; trials "
                                   "without a numeric level get a latent level informed by their "
@@ -87,7 +89,7 @@ def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[dict, Any]:
         "parameters": {"mu": _mixture_summary(post.mu),
                        "tau": {k: round(float(v), 6) for k, v in post.tau_summary().items()}},
         "prediction": _mixture_summary(post.predictive()),
-        "i2": {k: round(float(v), 6) for k, v in post.i2_summary().items()},
+        "i2": {k: round(100 * float(v), 4) for k, v in post.i2_summary().items()},
         "probabilities": _prob_statements(post.mu, o.mid, o.beneficial),
         "diagnostics": {"passed": True, "problems": [],
                         "integration_error": float(getattr(post, "integration_error", 0.0))},
@@ -105,7 +107,7 @@ def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):  # noqa: ANN202
         "mu_sd": o.mu_prior_sd, "tau_family": o.tau_prior.family, "tau_scale": o.tau_prior.scale,
         "tau_nu": o.tau_prior.nu, "slope_sd": o.slope_prior_sd, "latent_baseline": latent,
         "x_deficient": m.reference_deficient, "x_replete": m.reference_replete,
-        "category_sd": o.mu_prior_sd / 2,
+        "category_sd": o.mu_prior_sd / 2, "tau_contrast_scale": o.tau_prior.scale,
     }
     if not math.isnan(spec.bias_prior_sd):
         kw["design_bias_sd"] = spec.bias_prior_sd * o.mu_prior_sd
@@ -129,7 +131,8 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
             + (df["baseline_status_category"] != "unknown").sum() == 0:
         return {**entry, "status": "skipped", "reason": "no trial has a baseline status"}
     priors = _priors_for(spec, o)
-    build_kind = kind
+    # theta integrated out: the same posterior for mu and tau without the funnel geometry
+    build_kind = "random_effects_marginal" if kind == "random_effects" else kind
     multi = df["study_id"].duplicated(keep=False)
     if multi.any():
         # Several contrasts (doses, subgroups) in one trial: the random-effects model becomes
@@ -157,11 +160,21 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
              "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict()}
     dt = fit(model, sampler, seed, attrs=attrs)
-    seconds = time.perf_counter() - start
     names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
                          "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
                          "effect_category") if v in dt.posterior.data_vars]
-    diag = diagnostics.check(dt, var_names=[n for n in names if n != "theta_new"])
+    checked = [n for n in names if n != "theta_new"]
+    diag = diagnostics.check(dt, var_names=checked)
+    attempts = [{"sampler": sampler.to_dict(), "passed": diag.passed, "problems": diag.problems}]
+    if not diag.passed:
+        # One declared retry with longer chains and smaller steps; both attempts are recorded.
+        sampler = replace(sampler, draws=2 * sampler.draws, tune=2 * sampler.tune,
+                          target_accept=max(sampler.target_accept, 0.99))
+        dt = fit(model, sampler, seed, attrs={**attrs, "sampler": sampler.to_dict()})
+        diag = diagnostics.check(dt, var_names=checked)
+        attempts.append({"sampler": sampler.to_dict(), "passed": diag.passed,
+                         "problems": diag.problems})
+    seconds = time.perf_counter() - start
     summ = diagnostics.summarise(dt, names)
     path = fits_dir / f"{kind}.nc"
     save_posterior(dt, path)
@@ -181,11 +194,13 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
            "reason": "" if diag.passed else "; ".join(diag.problems),
            "parameters": params, "probabilities": probs,
            "diagnostics": diag.to_dict(), "fit_seconds": round(seconds, 2),
+           "sampling_attempts": attempts,
            "posterior_file": str(path), "seed": seed, "priors": priors.to_dict()}
     if "theta_new" in post:
         out["prediction"] = _q(summ["theta_new"])
-    if "i2" in summ:
-        out["i2"] = _q(summ["i2"])
+    if "i2" in summ:  # reported in percent, as metafor does
+        out["i2"] = {k: (v if k == "mcse_mean" else round(100 * v, 4)) * (100 if k ==
+                     "mcse_mean" else 1) for k, v in _q(summ["i2"]).items()}
     if kind == "meta_regression_continuous":
         out["regression_line"] = _regression_line(post, spec, df)
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])

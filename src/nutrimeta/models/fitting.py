@@ -187,7 +187,7 @@ def fit(
                     draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                     cores=sampler.cores, random_seed=seed, nuts_sampler="pymc",
                     target_accept=sampler.target_accept, progressbar=False,
-                    compute_convergence_checks=False,
+                    compute_convergence_checks=False, quiet=True,
                 )
         else:
             raw = _nutpie_sample(compile_model(model), sampler, seed)

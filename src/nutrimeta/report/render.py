@@ -612,6 +612,8 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
         cross = {"title": c.get("title") or "Cross-nutrient synthesis", "scale": c.get("scale"),
                  "pooled": c.get("pooled_slope") or {}, "tau": c.get("tau"),
                  "failed": cfailed, "problems": (c.get("diagnostics") or {}).get("problems"),
+                 "status": c.get("status", "ok"), "reason": c.get("reason", ""),
+                 "moderator": c.get("moderator", ""), "measure": c.get("measure", ""),
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()
