@@ -382,7 +382,7 @@ def _simulate_mixed(seed: int) -> tuple[ModelData, float]:
     rng = np.random.default_rng(seed)
     k = 18
     x = rng.uniform(-2.0, 3.0, k)
-    se = rng.uniform(0.1, 0.3, k)
+    se = rng.uniform(0.2, 0.5, k)
     designs = np.array(["parallel_rct", "crossover_rct", "parallel_rct",
                         "controlled_nonrandomised", "single_arm_prepost", "parallel_rct"] * 3)
     bias = np.where(np.isin(designs, ["parallel_rct", "crossover_rct"]), 0.0, 0.8)

@@ -138,7 +138,7 @@ def check(
     problems = []
     for x, name in rhat_v.values():
         if not x <= th.rhat_max:
-            problems.append(f"R-hat {x:.3g} > {th.rhat_max:g} for {name}")
+            problems.append(f"R-hat {x:.3f} > {th.rhat_max:g} for {name}")
     for label, per_var, limit in (("bulk", bulk_v, th.ess_bulk_min),
                                   ("tail", tail_v, th.ess_tail_min)):
         for x, name in per_var.values():

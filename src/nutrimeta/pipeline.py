@@ -27,6 +27,7 @@ from nutrimeta.spec import AnalysisSpec, load_specs
 from nutrimeta.validate import Evidence, data_hash, load_evidence, require_valid
 
 Echo = Callable[[str], None]
+UNLABELLED_SPREAD = "± (unlabelled)"
 #: Subgroup labels of rows kept for the record but never pooled (see data/CURATION.md).
 ALT_PREFIXES = ("alt-source:", "alt-split:")
 ALT_REASON = ("alternative source or alternative subgroup split of the same participants: "
@@ -49,13 +50,54 @@ def effect_settings(spec: AnalysisSpec, prepost_correlation: float | None = None
     )
 
 
-def effects_for_spec(ev: Evidence, spec: AnalysisSpec, r: float | None = None) -> pd.DataFrame:
-    """Effect sizes of one evidence base under its spec (optionally another pre/post r)."""
+def unlabelled_spread_rows(results: pd.DataFrame) -> pd.Series:
+    """Rows whose dispersion was printed as a bare "±" with no SD/SE label."""
+    label = results["spread_as_printed"].fillna("").astype(str).str.strip()
+    return label.str.startswith(UNLABELLED_SPREAD)
+
+
+def apply_unlabelled_policy(results: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """Read an unlabelled "±" as an SD (``"sd"``), an SE (``"se"``), or not at all
+    (``"exclude"``), as the analysis spec declares. The curated value always sits in ``sd``
+    with ``spread_as_printed`` = "± (unlabelled)"; this never edits the curated file."""
+    out = results.copy()
+    rows = unlabelled_spread_rows(out) & out["sd"].notna()
+    if policy == "se":
+        out.loc[rows & out["se"].isna(), "se"] = out.loc[rows & out["se"].isna(), "sd"]
+        out.loc[rows, "sd"] = float("nan")
+    elif policy == "exclude":
+        out.loc[rows, "sd"] = float("nan")
+    elif policy != "sd":
+        raise ValueError(f"unknown unlabelled-spread policy {policy!r}")
+    return out
+
+
+def effects_for_spec(ev: Evidence, spec: AnalysisSpec, r: float | None = None,
+                     unlabelled: str | None = None) -> pd.DataFrame:
+    """Effect sizes of one evidence base under its spec.
+
+    ``r`` and ``unlabelled`` override the spec's pre/post correlation and its reading of
+    unlabelled "±" spreads (used by the sensitivity analyses).
+    """
+    policy = unlabelled or spec.unlabelled_spread
     st = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
     res = ev.results[ev.results["study_id"].isin(st["study_id"])]
     cols = [c for c in st.columns if not c.startswith("_")]
     rcols = [c for c in res.columns if not c.startswith("_")]
-    eff = compute_effects(st[cols], res[rcols], effect_settings(spec, r))
+    res = apply_unlabelled_policy(res[rcols], policy)
+    eff = compute_effects(st[cols], res, effect_settings(spec, r))
+    flagged = res.loc[unlabelled_spread_rows(res), ["study_id", "outcome", "subgroup"]]
+    keys = set(zip(flagged["study_id"], flagged["outcome"], flagged["subgroup"].fillna(""),
+                   strict=True))
+    hit = [(a, b, c if isinstance(c, str) else "") in keys for a, b, c in
+           zip(eff["study_id"], eff["outcome"], eff["subgroup"].fillna(""), strict=True)]
+    hit_series = pd.Series(hit, index=eff.index, dtype=bool) & eff["poolable"].astype(bool)
+    note = {"sd": "a dispersion printed as an unlabelled '±' was read as an SD",
+            "se": "a dispersion printed as an unlabelled '±' was read as an SE",
+            "exclude": ""}[policy]
+    if note:
+        eff.loc[hit_series, "derivation"] = eff.loc[hit_series, "derivation"] + "; " + note \
+            + " (analysis spec: effects.unlabelled_spread)"
     alt = eff["subgroup"].fillna("").astype(str).str.startswith(ALT_PREFIXES)
     eff.loc[alt & eff["poolable"], "reason"] = ALT_REASON
     eff.loc[alt, "poolable"] = False
@@ -137,7 +179,8 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
     outcomes: dict[str, Any] = {}
     for o in spec.outcomes:
         outcomes[o.id] = synthesis.outcome_entry(
-            spec, o, effects, lambda r: effects_for_spec(ev, spec, r), fits_dir,
+            spec, o, effects, lambda r=None, unlabelled=None: effects_for_spec(
+                ev, spec, r, unlabelled), fits_dir,
             {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
                                          "spec_hash")}, echo)
     not_poolable = effects[~effects["poolable"]]

@@ -69,6 +69,14 @@ def leave_one_out(df: pd.DataFrame, prior: TauPriorSpec, mu_sd: float, mid: floa
     return out
 
 
+def variant_sensitivity(variants: list[tuple[str, pd.DataFrame]], prior: TauPriorSpec,
+                        mu_sd: float, mid: float, beneficial: str, kind: str) -> list[dict]:
+    """The pooled effect when the effect sizes are recomputed under other assumptions."""
+    return [{"analysis": label, "kind": kind, "k": len(df),
+             **_row(fit_exact(df, prior, mu_sd), mid, beneficial)}
+            for label, df in variants if len(df)]
+
+
 def correlation_sensitivity(effects_for_r: Callable[[float], pd.DataFrame],
                             correlations: list[float], prior: TauPriorSpec, mu_sd: float,
                             mid: float, beneficial: str) -> list[dict]:

@@ -98,6 +98,7 @@ class SensitivitySpec:
     tau_priors: tuple[TauPriorSpec, ...] = ()
     leave_one_out: bool = True
     prepost_correlations: tuple[float, ...] = (0.2, 0.8)
+    unlabelled_spread: tuple[str, ...] = ("se", "exclude")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class AnalysisSpec:
     seed: int
     prefer: str
     prepost_correlation: float
+    unlabelled_spread: str
     outcomes: tuple[OutcomeSpec, ...]
     moderator: ModeratorSpec
     models: tuple[str, ...]
@@ -186,6 +188,9 @@ def load_spec(path: Path | str) -> AnalysisSpec:
     prefer = _get(eff, "prefer", f"{w} [effects]", str, "change")
     if prefer not in ("change", "final"):
         raise SpecError(f"{w} [effects]: prefer must be 'change' or 'final'")
+    unlabelled = _get(eff, "unlabelled_spread", f"{w} [effects]", str, "sd")
+    if unlabelled not in ("sd", "se", "exclude"):
+        raise SpecError(f"{w} [effects]: unlabelled_spread must be 'sd', 'se' or 'exclude'")
     r = _get(eff, "prepost_correlation", f"{w} [effects]", float, 0.5)
     if not -1 < r < 1:
         raise SpecError(f"{w} [effects]: prepost_correlation must be in (-1, 1)")
@@ -253,7 +258,8 @@ def load_spec(path: Path | str) -> AnalysisSpec:
                                                                      [])),
         leave_one_out=_get(sens, "leave_one_out", sw, bool, True),
         prepost_correlations=tuple(float(x) for x in _get(sens, "prepost_correlations", sw, list,
-                                                          [0.2, 0.8])))
+                                                          [0.2, 0.8])),
+        unlabelled_spread=tuple(_get(sens, "unlabelled_spread", sw, list, ["se", "exclude"])))
     claims = []
     for i, c in enumerate(_get(raw, "claims", w, list, [])):
         cw = f"{w} [[claims]] #{i + 1}"
@@ -267,6 +273,7 @@ def load_spec(path: Path | str) -> AnalysisSpec:
         evidence_base=base, title=_get(a, "title", f"{w} [analysis]", str),
         question=_get(a, "question", f"{w} [analysis]", str),
         seed=_get(a, "seed", f"{w} [analysis]", int), prefer=prefer, prepost_correlation=r,
+        unlabelled_spread=unlabelled,
         outcomes=tuple(outcomes), moderator=moderator, models=models, sampler=sampler,
         sensitivity=sensitivity, claims=tuple(claims),
         bias_prior_sd=_get(d, "bias_prior_sd", f"{w} [design]", float, math.nan),

@@ -199,8 +199,7 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     if "theta_new" in post:
         out["prediction"] = _q(summ["theta_new"])
     if "i2" in summ:  # reported in percent, as metafor does
-        out["i2"] = {k: (v if k == "mcse_mean" else round(100 * v, 4)) * (100 if k ==
-                     "mcse_mean" else 1) for k, v in _q(summ["i2"]).items()}
+        out["i2"] = {k: round(100 * v, 4) for k, v in _q(summ["i2"]).items()}
     if kind == "meta_regression_continuous":
         out["regression_line"] = _regression_line(post, spec, df)
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
@@ -283,7 +282,7 @@ def study_rows(df: pd.DataFrame, post: Any, tau2_reml: float | None) -> list[dic
 
 
 def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
-                  effects_for_r: Callable[[float], pd.DataFrame], fits_dir: Path,
+                  effects_for_variant: Callable[..., pd.DataFrame], fits_dir: Path,
                   provenance: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """Everything the bundle holds for one outcome."""
     mine = effects[(effects["outcome"] == o.id) & effects["poolable"]]
@@ -327,13 +326,22 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
                                               o.beneficial)
 
         def rct_for(r: float) -> pd.DataFrame:
-            e = effects_for_r(r)
+            e = effects_for_variant(r=r)
             e = e[(e["outcome"] == o.id) & e["poolable"] & e["design"].isin(RANDOMISED)]
             return model_data_frame(e)
 
         sens += sensitivity.correlation_sensitivity(rct_for, list(
             spec.sensitivity.prepost_correlations), o.tau_prior, o.mu_prior_sd, o.mid,
             o.beneficial)
+        readings = {"sd": "as SD", "se": "as SE", "exclude": "excluded (trials relying on it "
+                    "dropped)"}
+        variants = []
+        for policy in spec.sensitivity.unlabelled_spread:
+            e = effects_for_variant(unlabelled=policy)
+            e = e[(e["outcome"] == o.id) & e["poolable"] & e["design"].isin(RANDOMISED)]
+            variants.append((f"unlabelled '±' read {readings[policy]}", model_data_frame(e)))
+        sens += sensitivity.variant_sensitivity(variants, o.tau_prior, o.mu_prior_sd, o.mid,
+                                                o.beneficial, "unlabelled_spread")
         entry["sensitivity"] = sens
         entry["cumulative"] = sensitivity.cumulative(rct, o.tau_prior, o.mu_prior_sd)
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
