@@ -122,7 +122,9 @@ def test_random_effects_matches_exact_quadrature(case, re_refitter, eight_school
                          abs_tol=0.01 * ref[var]["sd"])
 
 
-@pytest.mark.parametrize("family", ["half_cauchy", "exponential"])
+@pytest.mark.parametrize(
+    "family", ["half_cauchy", pytest.param("exponential", marks=pytest.mark.slow)]
+)
 def test_tau_families_match_exact(family, eight_schools, sampler):
     """Other tau prior families (a new structure: compiled afresh) also match quadrature."""
     data = _simulated_re(4)
@@ -291,7 +293,7 @@ def test_diagnostics_flag_short_single_chain(re_refitter):
 
 
 def test_diagnostics_flag_centred_funnel(eight_schools, sampler):
-    """Centred eight schools with a wide tau prior: divergences (or worse) are reported."""
+    """Centred eight schools with a wide tau prior: the funnel's divergences are reported."""
     import pymc as pm
 
     with pm.Model(coords={"study": list(eight_schools.labels)}) as centred:
@@ -409,6 +411,8 @@ def test_other_kinds_sample_cleanly(kind, moderator, expect, regression_priors, 
     data, mu_true = _simulate_mixed(5)
     if kind != "all_evidence":  # the other models assume no design bias
         data = replace(data, yi=data.yi - 0.8 * (data.design_idx >= 2))
+    if kind == "cross_nutrient":  # few nutrients: a small slope-SD funnel remains
+        sampler = replace(sampler, target_accept=0.99)
     dt = fit(build_model(data, regression_priors, kind, moderator=moderator), sampler, seed=2)
     d = check(dt)
     assert d.passed, d.problems
@@ -443,7 +447,9 @@ def test_multilevel_samples_cleanly(sampler):
     post = dt["posterior"]
     assert post.sizes["study"] == 8 and post.sizes["contrast"] == 16
     mu = summarise(dt, ["mu"])["mu"]
-    assert mu["q025"] < 0.4 < mu["q975"]
+    assert mu["q025"] < theta_s.mean() < mu["q975"]
+    tau_c = summarise(dt, ["tau_contrast"])["tau_contrast"]
+    assert tau_c["median"] < 0.2
 
 
 def test_pymc_backend_matches_exact(eight_schools, eight_schools_priors):

@@ -348,3 +348,23 @@ def test_next_trial_value_needs_plain_model() -> None:
 def test_new_record_defaults() -> None:
     r = NewRecord(study={"study_id": "x2020", "evidence_base": BASE}, results=[{}])
     assert r.study_id == "x2020" and r.evidence_base == BASE
+
+
+def test_file_without_final_newline_keeps_its_bytes(project: Path) -> None:
+    path = project / "data" / BASE / "results.csv"
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    old = path.read_bytes()
+    out = add_record(load_record(LIVING / "new_trial.yaml"), project / "data")
+    assert out.ok, out.describe()
+    new = path.read_bytes()
+    assert new.startswith(old) and new[len(old):len(old) + 1] == b"\n"
+    assert (load_evidence(project / "data").results["study_id"] == "zeta2015").sum() == 2
+
+
+def test_unknown_column_in_record_is_refused(project: Path) -> None:
+    d = _record_dict()
+    d["results"][0]["standard_deviation"] = "4.0"
+    before = _snapshot(project / "data")
+    out = add_record(load_record(_write_record(project, d)), project / "data")
+    assert not out.ok and _snapshot(project / "data") == before
+    assert [p.column for p in out.errors] == ["standard_deviation"]

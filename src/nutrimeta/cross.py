@@ -74,6 +74,9 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
     from nutrimeta.models.fitting import SamplerSettings, fit, save_posterior
 
     df = pd.concat(frames, ignore_index=True)
+    multi = df["study_id"].duplicated(keep=False)
+    sub = df["subgroup"].fillna("").astype(str)
+    df.loc[multi, "study_id"] = df.loc[multi, "study_id"] + "[" + sub[multi] + "]"
     latent = {}
     # the category latent levels of each spec are relative to its cut-off in its own units;
     # on the fractional scale they are divided by the cut-off (averaged across pairs)

@@ -608,7 +608,8 @@ def add_record(record: NewRecord, data_dir: Path | str, *, dry_run: bool = False
         if dry_run:
             return outcome
         targets = {data_dir / base / name: data for name, data in new_bytes.items()}
-        changed = [p for p in targets if p.read_bytes() != snapshot.get(p, b"")]
+        changed = [p for p in targets
+                   if (p.read_bytes() if p.exists() else b"") != snapshot.get(p, b"")]
         if changed:
             outcome.ok = False
             outcome.problems.append(Problem(
@@ -628,7 +629,10 @@ def _write_all(targets: dict[Path, bytes], snapshot: dict[Path, bytes]) -> list[
             done.append(path)
     except BaseException:
         for path in done:
-            atomic_write_bytes(path, snapshot[path])
+            if path in snapshot:
+                atomic_write_bytes(path, snapshot[path])
+            else:
+                path.unlink(missing_ok=True)
         raise
     return done
 
@@ -963,7 +967,7 @@ def latest_release(releases_dir: Path | str, base: str) -> tuple[str, Path] | No
              if (d / base / "results.json").is_file()]
     if not found:
         return None
-    return max(found)
+    return max(found, key=lambda t: _version_key(t[0]))
 
 
 def changes_since_release(new: dict, releases_dir: Path | str, *,

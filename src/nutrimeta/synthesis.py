@@ -116,11 +116,28 @@ def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):  # noqa: ANN202
     return Priors(**kw)
 
 
+_COMPILED: dict[tuple, Any] = {}
+
+
+def compiled_model(data: Any, priors: Any, kind: str, moderator: bool, sampler: Any) -> Any:
+    """A compiled model for this structure, compiled once per process and refitted with new
+    data and prior scales (compiling costs seconds; a warm refit a fraction of a second)."""
+    from nutrimeta.models.fitting import Refitter
+
+    key = (kind, moderator, data.n, data.n_studies, len(data.nutrient_labels),
+           priors.tau_family, priors.tau_nu)
+    if key not in _COMPILED:
+        _COMPILED[key] = Refitter(data, priors, kind, moderator=moderator, sampler=sampler)
+    refitter = _COMPILED[key]
+    refitter.sampler = sampler
+    return refitter
+
+
 def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
                 fits_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
     """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
-    from nutrimeta.models.bayes import ModelData, build_model
-    from nutrimeta.models.fitting import SamplerSettings, fit, save_posterior
+    from nutrimeta.models.bayes import ModelData
+    from nutrimeta.models.fitting import SamplerSettings, save_posterior
 
     entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
     need = MIN_K[kind]
@@ -151,15 +168,15 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
                              "(exact for disjoint subgroups; approximate for dose arms sharing "
                              "a control group)")
     data = ModelData.from_frame(df, cutoff=spec.moderator.cutoff)
-    model = build_model(data, priors, build_kind, moderator=kind == "all_evidence")
     entry["fitted_as"] = build_kind
     sampler = SamplerSettings(chains=spec.sampler.chains, draws=spec.sampler.draws,
                               tune=spec.sampler.tune, target_accept=spec.sampler.target_accept)
     start = time.perf_counter()
+    refitter = compiled_model(data, priors, build_kind, kind == "all_evidence", sampler)
     seed = spec.seed + sum(map(ord, f"{o.id}/{kind}"))
     attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
              "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict()}
-    dt = fit(model, sampler, seed, attrs=attrs)
+    dt = refitter.fit(data, priors, seed, attrs=attrs)
     names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
                          "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
                          "effect_category") if v in dt.posterior.data_vars]
@@ -170,7 +187,8 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
         # One declared retry with longer chains and smaller steps; both attempts are recorded.
         sampler = replace(sampler, draws=2 * sampler.draws, tune=2 * sampler.tune,
                           target_accept=max(sampler.target_accept, 0.99))
-        dt = fit(model, sampler, seed, attrs={**attrs, "sampler": sampler.to_dict()})
+        refitter.sampler = sampler  # the next use of this compiled model resets it
+        dt = refitter.fit(data, priors, seed, attrs={**attrs, "sampler": sampler.to_dict()})
         diag = diagnostics.check(dt, var_names=checked)
         attempts.append({"sampler": sampler.to_dict(), "passed": diag.passed,
                          "problems": diag.problems})

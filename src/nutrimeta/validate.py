@@ -332,7 +332,8 @@ def cross_checks(ev: Evidence) -> list[Problem]:
     dup_pmid = studies[studies["pmid"].notna() & studies.duplicated("pmid", keep=False)]
     for _, row in dup_pmid.iterrows():
         others = studies[(studies["pmid"] == row["pmid"]) & (studies.index != row.name)]
-        linked = any(row["overlap_with"] == o or o_ov == row["study_id"]
+        linked = any((_present(row["overlap_with"]) and row["overlap_with"] == o)
+                     or (_present(o_ov) and o_ov == row["study_id"])
                      for o, o_ov in zip(others["study_id"], others["overlap_with"], strict=True))
         if not linked:
             out.append(_at(row, "pmid", f"PMID {row['pmid']} is recorded for another study "

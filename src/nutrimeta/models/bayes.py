@@ -417,9 +417,10 @@ def _half(name: str, family: TauFamily, nu: float, dims: str | None = None) -> p
 
 
 def _weighted_normal(name: str, d: dict[str, pt.TensorVariable], mean: pt.TensorVariable,
-                     sd: pt.TensorVariable) -> None:
+                     sd: pt.TensorVariable, y: pt.TensorVariable | None = None) -> None:
     """Likelihood of the effect estimates, each term multiplied by its weight."""
-    terms = d["weight"] * pm.logp(pm.Normal.dist(mu=mean, sigma=sd), d["y"])
+    y = d["y"] if y is None else y
+    terms = d["weight"] * pm.logp(pm.Normal.dist(mu=mean, sigma=sd), y)
     pm.Potential(name, terms.sum())
 
 
@@ -431,16 +432,54 @@ def _i2(d: dict[str, pt.TensorVariable], tau: pt.TensorVariable) -> None:
     pm.Deterministic("i2", tau**2 / (tau**2 + s2))
 
 
-def _moderator(d: dict[str, pt.TensorVariable], dim: str) -> pt.TensorVariable:
-    """Moderator with latent values (non-centred) where no numeric baseline level is known.
+def _marginal_rows(
+    d: dict[str, pt.TensorVariable],
+    loc: pt.TensorVariable,
+    tau: pt.TensorVariable,
+    *,
+    slope: pt.TensorVariable | None = None,
+    offset: pt.TensorVariable | float = 0.0,
+    extra_var: pt.TensorVariable | float = 0.0,
+    dim: str = "study",
+) -> pt.TensorVariable:
+    """Likelihood with ``theta`` (and latent baselines) integrated out, plus exact draws of both.
 
-    Every row gets a standard-normal ``x_latent_z`` so that shapes do not depend on which
-    levels are missing (refits with swapped data); rows with a known level ignore it.
+    Row ``i`` has ``theta_i = loc_i + slope x_i + tau z_i`` and
+    ``y_i ~ N(theta_i + offset_i, se_i^2 + extra_var_i)``. Where the baseline level is
+    unknown, ``x_i ~ N(m_c, s_c^2)`` (category ``c``), so marginally
+    ``y_i ~ N(loc_i + slope xbar_i + offset_i, v_i + tau^2 + slope^2 s_c^2)``. Sampling only
+    the hyperparameters from this marginal removes both the ``tau`` funnel and the
+    ``slope`` x latent-baseline funnel; ``x`` and ``theta`` are then drawn from their exact
+    conditionals ``p(x | y, ...)`` and ``p(theta | x, y, ...)`` through independent
+    standard normals (``x_latent_z``, ``z``), so the joint posterior is unchanged. The
+    likelihood weight acts as a power on each row (weight 0: ``x`` and ``theta`` follow the
+    prior, as for a left-out study).
     """
-    z = pm.Normal("x_latent_z", 0.0, 1.0, dims=dim)
-    cat = d["category_idx"]
-    latent = d["latent_mean"][cat] + d["latent_sd"][cat] * z
-    return pm.Deterministic("x", pt.switch(d["x_known"] > 0.5, d["x_obs"], latent), dims=dim)
+    w = d["weight"]
+    y = d["y"] - offset
+    s2 = d["se"] ** 2 + extra_var  # sampling variance given theta
+    if slope is None:
+        mean, var_x, prior_theta = loc, 0.0, loc
+    else:
+        cat = d["category_idx"]
+        known = d["x_known"] > 0.5
+        m = d["latent_mean"][cat]
+        v = d["latent_sd"][cat] ** 2
+        xbar = pt.switch(known, d["x_obs"], m)
+        var_x = pt.switch(known, 0.0, slope**2 * v)
+        mean = loc + slope * xbar
+        # x | y: prior N(m, v) and y - loc ~ N(slope x, s2 + tau^2) raised to the power w
+        prec = 1.0 / v + w * slope**2 / (s2 + tau**2)
+        x_cond = (m / v + w * slope * (y - loc) / (s2 + tau**2)) / prec
+        z_x = pm.Normal("x_latent_z", 0.0, 1.0, dims=dim)
+        x = pm.Deterministic("x", pt.switch(known, d["x_obs"], x_cond + z_x / pt.sqrt(prec)),
+                             dims=dim)
+        prior_theta = loc + slope * x
+    _weighted_normal("loglik", d, mean, pt.sqrt(s2 + tau**2 + var_x), y)
+    shrink = s2 / (s2 + w * tau**2)  # weight of the prior mean in theta | x, y
+    z = pm.Normal("z", 0.0, 1.0, dims=dim)
+    theta = shrink * prior_theta + (1.0 - shrink) * y + pt.sqrt(shrink) * tau * z
+    return pm.Deterministic("theta", theta, dims=dim)
 
 
 def _reference_effects(intercept: pt.TensorVariable, slope: pt.TensorVariable,
@@ -509,38 +548,32 @@ def build_model(
             mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
 
-        if kind == "random_effects_marginal":
-            _weighted_normal("loglik", d, mu, pt.sqrt(d["se"] ** 2 + tau**2))
-            _i2(d, tau)
-            pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
-            return model
-
         if kind == "multilevel":
             z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
             theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
             tau_c = pm.Deterministic(
                 "tau_contrast", d["tau_contrast_scale"] * pm.HalfNormal("tau_contrast_raw", 1.0)
             )
-            z_c = pm.Normal("z", 0.0, 1.0, dims="contrast")
-            theta = pm.Deterministic("theta", theta_s[d["study_idx"]] + tau_c * z_c,
-                                     dims="contrast")
-            _weighted_normal("loglik", d, theta, d["se"])
+            # contrast level integrated out (exact conditional draws of theta)
+            _marginal_rows(d, theta_s[d["study_idx"]], tau_c, dim="contrast")
             pm.Deterministic("theta_new", mu + pt.sqrt(tau**2 + tau_c**2)
                              * pm.Normal("z_new", 0.0, 1.0))
-            return model
 
-        z = pm.Normal("z", 0.0, 1.0, dims="study")
-        if kind == "random_effects":
+        elif kind == "random_effects":
+            z = pm.Normal("z", 0.0, 1.0, dims="study")
             theta = pm.Deterministic("theta", mu + tau * z, dims="study")
             _weighted_normal("loglik", d, theta, d["se"])
             _i2(d, tau)
             pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
 
+        elif kind == "random_effects_marginal":
+            _marginal_rows(d, mu, tau)
+            _i2(d, tau)
+            pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
+
         elif kind == "meta_regression_continuous":
             slope = pm.Normal("slope", 0.0, d["slope_sd"])
-            x = _moderator(d, "study")
-            theta = pm.Deterministic("theta", mu + slope * x + tau * z, dims="study")
-            _weighted_normal("loglik", d, theta, d["se"])
+            _marginal_rows(d, mu, tau, slope=slope)
             _reference_effects(mu, slope, d["x_ref"])
 
         elif kind == "meta_regression_category":
@@ -549,15 +582,13 @@ def build_model(
             )
             z_cat = pm.Normal("z_category", 0.0, 1.0, dims="category")
             eff = pm.Deterministic("effect_category", mu + sigma_c * z_cat, dims="category")
-            theta = pm.Deterministic("theta", eff[d["category_idx"]] + tau * z, dims="study")
-            _weighted_normal("loglik", d, theta, d["se"])
+            _marginal_rows(d, eff[d["category_idx"]], tau)
             dep = pm.Deterministic("effect_deficient", eff[STATUS_CATEGORIES.index("deficient")])
             rep = pm.Deterministic("effect_replete", eff[STATUS_CATEGORIES.index("replete")])
             pm.Deterministic("deficient_minus_replete", dep - rep)
 
         elif kind == "all_evidence":
-            n_rand = len(RANDOMISED_DESIGNS)
-            zeros = pt.zeros(n_rand)
+            zeros = pt.zeros(len(RANDOMISED_DESIGNS))
             b_raw = pm.Normal("bias_z", 0.0, 1.0, dims="nonrandomised_design")
             bias = pm.Deterministic(
                 "bias", pt.concatenate([zeros, d["bias_sd"] * b_raw]), dims="design"
@@ -566,17 +597,15 @@ def build_model(
             extra = pm.Deterministic(
                 "extra_sd", pt.concatenate([zeros, d["extra_scale"] * e_raw]), dims="design"
             )
+            di = d["design_idx"]
             if moderator:
                 slope = pm.Normal("slope", 0.0, d["slope_sd"])
-                x = _moderator(d, "study")
-                theta = pm.Deterministic("theta", mu + slope * x + tau * z, dims="study")
+                _marginal_rows(d, mu, tau, slope=slope, offset=bias[di],
+                               extra_var=extra[di] ** 2)
                 _reference_effects(mu, slope, d["x_ref"])
             else:
-                theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+                _marginal_rows(d, mu, tau, offset=bias[di], extra_var=extra[di] ** 2)
                 pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
-            di = d["design_idx"]
-            _weighted_normal("loglik", d, theta + bias[di],
-                             pt.sqrt(d["se"] ** 2 + extra[di] ** 2))
 
         elif kind == "cross_nutrient":
             g = pm.Normal("slope_global", 0.0, d["slope_sd"])
@@ -587,10 +616,8 @@ def build_model(
                 "slope", g + sig * pm.Normal("slope_z", 0.0, 1.0, dims="nutrient"),
                 dims="nutrient",
             )
-            x = _moderator(d, "study")
             b = d["nutrient_idx"]
-            theta = pm.Deterministic("theta", mu[b] + slope[b] * x + tau[b] * z, dims="study")
-            _weighted_normal("loglik", d, theta, d["se"])
+            _marginal_rows(d, mu[b], tau[b], slope=slope[b])
             _reference_effects(mu, slope, d["x_ref"], dims="nutrient")
     return model
 

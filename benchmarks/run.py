@@ -1,0 +1,105 @@
+"""Speed benchmarks, reported as ratios against a baseline measured in the same run.
+
+Run with ``make bench``. Absolute seconds vary between machines; the ratios are what the
+package's design promises:
+
+1. exact quadrature posterior vs a brute-force 2-D grid for the same normal–normal model
+   (the exact path must be orders of magnitude faster at equal accuracy);
+2. a warm nutpie refit with swapped data (compiled once) vs compiling and sampling afresh
+   (what leave-one-out and prior sensitivity would cost without the shared data containers);
+3. nutpie vs PyMC's own NUTS with ``cores=2`` for the same model and draws.
+
+Results are printed and written to ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+K = 15
+REPEATS = 5
+
+
+def _time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _data(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    se = rng.uniform(0.5, 2.0, K)
+    theta = 1.0 + 1.0 * rng.standard_normal(K)
+    return theta + se * rng.standard_normal(K), se
+
+
+def bench_exact() -> dict[str, float]:
+    from scipy import stats
+
+    from nutrimeta.models.exact import TauPrior, exact_posterior
+
+    y, se = _data()
+
+    def brute() -> float:
+        mu = np.linspace(-10, 12, 1201)[:, None]
+        tau = np.linspace(1e-4, 10, 1001)[None, :]
+        logp = stats.halfnorm.logpdf(tau, scale=2.0).copy()
+        for yi, si in zip(y, se, strict=True):
+            logp = logp + stats.norm.logpdf(yi, mu, np.sqrt(si**2 + tau**2))
+        p = np.exp(logp - logp.max())
+        return float((p.sum(axis=1) * mu[:, 0]).sum() / p.sum())
+
+    def exact() -> float:
+        return exact_posterior(y, se, TauPrior.half_normal(2.0), mu_prior=(0.0, np.inf)).mu.mean
+
+    agree = abs(brute() - exact())
+    t_brute, t_exact = _time(brute), _time(exact, 50)
+    return {"brute_force_grid_s": t_brute, "exact_quadrature_s": t_exact,
+            "speedup": t_brute / t_exact, "abs_difference_mu_mean": agree}
+
+
+def bench_refit() -> dict[str, float]:
+    from nutrimeta.models.bayes import ModelData, Priors
+    from nutrimeta.models.fitting import Refitter, SamplerSettings, fit
+    from nutrimeta.models.bayes import build_model
+
+    y, se = _data()
+    data = ModelData.from_arrays(y, se, labels=[f"s{i}" for i in range(K)])
+    priors = Priors(mu_sd=10.0, tau_scale=2.0)
+    sampler = SamplerSettings(chains=4, draws=1000, tune=1000, cores=2)
+    start = time.perf_counter()
+    refitter = Refitter(data, priors, "random_effects_marginal", sampler=sampler)
+    compile_s = time.perf_counter() - start
+    y2, se2 = _data(2)
+    data2 = ModelData.from_arrays(y2, se2, labels=[f"s{i}" for i in range(K)])
+    warm = _time(lambda: refitter.fit(data2, seed=3), 3)
+    fresh = _time(lambda: fit(build_model(data2, priors, "random_effects_marginal"), sampler, 3),
+                  2)
+    pymc = _time(lambda: fit(build_model(data2, priors, "random_effects_marginal"),
+                             SamplerSettings(backend="pymc", chains=4, draws=1000, tune=1000,
+                                             cores=2), 3), 2)
+    return {"compile_s": compile_s, "warm_refit_nutpie_s": warm,
+            "fresh_compile_and_sample_nutpie_s": fresh, "pymc_nuts_cores2_s": pymc,
+            "refit_speedup_vs_fresh": fresh / warm, "nutpie_warm_speedup_vs_pymc": pymc / warm}
+
+
+def main() -> None:
+    results = {"machine": {"python": platform.python_version(), "processor": platform.machine()},
+               "k": K, "exact": bench_exact(), "refit": bench_refit()}
+    out = Path(__file__).with_name("results.json")
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
