@@ -154,14 +154,34 @@ def test_meta_regression_matches_exact(regression_refitter, regression_priors,
 # ------------------------------------------------------ (b) marginal vs non-centred
 
 
-def test_marginal_and_noncentred_agree(re_marginal_refitter, eight_schools_fit):
-    """Integrating theta out analytically leaves the posterior of mu and tau unchanged."""
-    marg = re_marginal_refitter.fit(seed=12)
-    for var in ("mu", "tau", "i2", "theta_new"):
-        a, b = _mc_summary(eight_schools_fit, var), _mc_summary(marg, var)
+def _scalar_view(dt: xr.DataTree, var: str, label: str) -> xr.DataTree:
+    """A tree whose posterior holds one element of a vector parameter as a scalar."""
+    da = dt["posterior"][var].sel(study=label).drop_vars("study")
+    return xr.DataTree.from_dict({"/posterior": xr.Dataset({var: da})})
+
+
+@pytest.mark.parametrize("left_out", [None, "A"])
+def test_marginal_and_noncentred_agree(left_out, re_refitter, re_marginal_refitter,
+                                       eight_schools, eight_schools_fit):
+    """Integrating theta out (and drawing it from its exact conditional) changes nothing.
+
+    Compared: mu, tau, I², a new study's effect and the shrunken effects of two schools,
+    also with school A's likelihood switched off (its theta then follows the prior).
+    """
+    if left_out is None:
+        full, marg = eight_schools_fit, re_marginal_refitter.fit(seed=12)
+    else:
+        data = eight_schools.leave_out(left_out)
+        full, marg = re_refitter.fit(data, seed=14), re_marginal_refitter.fit(data, seed=15)
+    pairs = [(full, marg, v) for v in ("mu", "tau", "i2", "theta_new")]
+    pairs += [(_scalar_view(full, "theta", s), _scalar_view(marg, "theta", s), "theta")
+              for s in ("A", "C")]
+    for dt_a, dt_b, var in pairs:
+        a, b = _mc_summary(dt_a, var), _mc_summary(dt_b, var)
         for key in a:
             (ea, sa), (eb, sb) = a[key], b[key]
-            assert abs(ea - eb) <= N_MCSE * np.hypot(sa, sb) + 0.01 * a["sd"][0], (var, key)
+            assert abs(ea - eb) <= N_MCSE * np.hypot(sa, sb) + 0.01 * a["sd"][0], (
+                var, key, ea, eb)
 
 
 # ---------------------------------------------------------- (c) simulation recovery

@@ -108,6 +108,52 @@ def analysis(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: P
 
 
 @main.command()
+@click.argument("record", required=False, type=click.Path(exists=True, path_type=Path))
+@DATA_OPT
+@SPECS_OPT
+@click.option("--dry-run", is_flag=True, help="Validate and show the effect sizes the record "
+              "would produce; write nothing.")
+@click.option("--interactive", "base", default=None, metavar="EVIDENCE_BASE",
+              help="Build the record by answering a prompt for each field.")
+def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
+        base: str | None) -> None:
+    """Add one trial report (a YAML file, or a folder with studies.csv + results.csv).
+
+    The record is validated against the schema and the existing data; on success its rows are
+    appended (no other byte of the data changes); on any error nothing is written.
+    """
+    from nutrimeta.living import add_record, load_record, prompt_record
+
+    if (record is None) == (base is None):
+        raise click.UsageError("give a RECORD file, or --interactive EVIDENCE_BASE")
+    rec = load_record(record) if record is not None else prompt_record(base)
+    outcome = add_record(rec, data_dir, dry_run=dry_run, analyses_dir=analyses_dir)
+    click.echo(outcome.describe())
+    sys.exit(0 if outcome.ok else 1)
+
+
+@main.command()
+@BUILD_OPT
+@click.option("--releases", "releases_dir", default="releases", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of saved releases (releases/<data-version>/<base>/results.json).")
+def changes(build_dir: Path, releases_dir: Path) -> None:
+    """What changed in each evidence base since the last saved release."""
+    import json
+
+    from nutrimeta.living import changes_since_release
+
+    bundles = sorted(p for p in (build_dir / "results").glob("*.json")
+                     if not p.name.endswith(".previous.json") and p.stem != "cross_nutrient")
+    if not bundles:
+        raise click.ClickException(f"no results in {build_dir}/results: run `nutrimeta fit`")
+    for path in bundles:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        click.echo(f"# {bundle.get('title', path.stem)}\n")
+        click.echo(changes_since_release(bundle, releases_dir))
+
+
+@main.command()
 @DATA_OPT
 @click.option("--check", is_flag=True, help="Exit 1 if the descriptor is out of date.")
 def datapackage(data_dir: Path, check: bool) -> None:

@@ -990,6 +990,7 @@ def changes_since_release(new: dict, releases_dir: Path | str, *,
                 f"{Path(releases_dir).name}/, so there is nothing to compare with.\n")
     version, path = rel
     old = json.loads(path.read_text(encoding="utf-8"))
+    old = old.get("bundle", old)  # a report's results.json wraps the results bundle
     return changes_markdown(compare_bundles(old, new, tol=tol), since=version, tol=tol)
 
 

@@ -249,7 +249,38 @@ def cross_nutrient(build_dir: Path, specs: list[AnalysisSpec], ev: Evidence, dat
     return f"cross_nutrient: {bundle['status']} -> {path}"
 
 
-def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path) -> list[Path]:
+def living_sections(bundle: dict[str, Any], releases_dir: Path) -> list[tuple[str, str, str]]:
+    """The report's living-evidence sections: what changed since the last release, and what
+    one more trial would do (both read from saved files)."""
+    from nutrimeta.living import changes_since_release
+
+    changes = changes_since_release(bundle, releases_dir)
+    changes = "\n".join(line for line in changes.splitlines()
+                        if not line.startswith("## What changed"))
+    lines = ["Expected effect of one more randomised trial (two equal arms) on the pooled "
+             "estimate of the exact random-effects model, by simulation from its posterior "
+             "predictive. P(supported) is the probability that, after that trial, the posterior "
+             "probability of a benefit reaches 0.95.", ""]
+    for oid, oc in bundle["outcomes"].items():
+        nt = oc.get("next_trial") or {}
+        if nt.get("status") != "ok":
+            continue
+        lines += [f"**{oc['label']}** (per-participant SD {nt['sd_per_participant']:.3g} "
+                  f"{oc.get('effect_unit', '')}: {nt['sd_source']})", "",
+                  "| n per arm | P(benefit) now | expected P(benefit) after | P(supported) after "
+                  "| P(beyond MID) now | expected P(beyond MID) after |",
+                  "|---|---|---|---|---|---|"]
+        for r in nt["rows"]:
+            lines.append(f"| {r['n_per_arm']} | {r['p_benefit_now']:.2f} | "
+                         f"{r['expected_p_benefit']:.2f} | {r['p_supported']:.2f} | "
+                         f"{r['p_mid_now']:.2f} | {r['expected_p_mid']:.2f} |")
+        lines.append("")
+    return [("changes", "What changed since the last release", changes.strip() + "\n"),
+            ("next-trial", "How much more evidence would settle it", "\n".join(lines))]
+
+
+def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
+                releases_dir: Path = Path("releases")) -> list[Path]:
     """Render every bundle into reports/ (reads saved files only)."""
     from nutrimeta.report import render_evidence_base, render_index
 
@@ -262,10 +293,12 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path) -> list[Path
         base = path.stem
         st = ev.studies[ev.studies["evidence_base"] == base]
         sy = ev.syntheses[ev.syntheses["_base"] == base]
+        bundle = json.loads(path.read_text(encoding="utf-8"))
         written.append(render_evidence_base(
             path, effects[effects["evidence_base"] == base],
             st[[c for c in st.columns if not c.startswith("_")]],
-            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base))
+            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
+            extra_sections=living_sections(bundle, releases_dir)))
     written.append(render_index(bundles, reports_dir))
     return written
 

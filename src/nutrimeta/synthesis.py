@@ -362,10 +362,37 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
                                                 o.beneficial, "unlabelled_spread")
         entry["sensitivity"] = sens
         entry["cumulative"] = sensitivity.cumulative(rct, o.tau_prior, o.mu_prior_sd)
+        entry["next_trial"] = next_trial_entry(post, rct, o, spec.seed)
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
     else:
         entry["sensitivity"], entry["cumulative"], entry["tau_prior_posterior"] = [], [], {}
     return entry
+
+
+NEXT_TRIAL_SIZES = (25, 50, 100, 200)
+
+
+def next_trial_entry(post: Any, df: pd.DataFrame, o: OutcomeSpec, seed: int) -> dict[str, Any]:
+    """How much one more randomised trial of a given size would move the pooled effect.
+
+    The per-participant SD of the outcome is the median over the pooled trials of
+    ``se / sqrt(1/n1 + 1/n2)`` (the SD implied by each trial's standard error and group
+    sizes); simulation from the exact posterior predictive (see
+    :func:`nutrimeta.living.next_trial_value`).
+    """
+    from nutrimeta.living import next_trial_curve
+
+    n1, n2 = df["n_intervention"].to_numpy(float), df["n_control"].to_numpy(float)
+    ok = np.isfinite(n1) & np.isfinite(n2) & (n1 > 0) & (n2 > 0)
+    if not ok.any():
+        return {"status": "skipped", "reason": "no pooled trial reports both group sizes"}
+    sd = float(np.median(df["sei"].to_numpy(float)[ok] / np.sqrt(1 / n1[ok] + 1 / n2[ok])))
+    rows = next_trial_curve(post, NEXT_TRIAL_SIZES, sd, o.mid, o.beneficial, n_sims=1000,
+                            seed=seed)
+    return {"status": "ok", "sd_per_participant": round(sd, 6),
+            "sd_source": "median over pooled trials of se / sqrt(1/n1 + 1/n2)",
+            "rows": [{k: (round(float(v), 4) if isinstance(v, float) else v)
+                      for k, v in r.items()} for r in rows]}
 
 
 def claim_entries(spec: AnalysisSpec, outcomes: dict[str, dict[str, Any]]) -> list[dict]:

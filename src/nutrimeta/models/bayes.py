@@ -5,7 +5,13 @@ Every model is built by a pure function of a :class:`ModelData` (the effect-size
 array form) and a :class:`Priors`. Data and prior scales enter as ``pm.Data`` so that one
 compiled model can be refitted on swapped data (leave-one-out via a 0/1 ``weight`` vector on
 each likelihood term, prior sensitivity via new prior scales) without recompiling; see
-:func:`model_inputs` for the names. All hierarchical parts are non-centred.
+:func:`model_inputs` for the names.
+
+Hierarchical parts are non-centred, and wherever the model is linear-Gaussian in the
+study-level quantities they are integrated out of the likelihood (``theta_i`` and latent
+baseline levels), then drawn from their exact conditionals (:func:`_marginal_rows`). This
+removes the funnels between ``tau`` and ``theta`` and between the slope and latent baselines
+that make non-centred samplers diverge, while the posterior keeps ``theta`` and ``x``.
 
 Dimensions: ``study`` (one row per study, or the unique studies in the multilevel model),
 ``contrast`` (rows of the multilevel model), ``category`` (baseline-status categories),
@@ -55,7 +61,7 @@ def _nutrient_of(base: str) -> str:
     return EVIDENCE_BASES.get(base, {}).get("nutrient", base)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelData:
     """Effect sizes and moderators of one analysis, as arrays ready for a model.
 
@@ -447,8 +453,8 @@ def _marginal_rows(
     Row ``i`` has ``theta_i = loc_i + slope x_i + tau z_i`` and
     ``y_i ~ N(theta_i + offset_i, se_i^2 + extra_var_i)``. Where the baseline level is
     unknown, ``x_i ~ N(m_c, s_c^2)`` (category ``c``), so marginally
-    ``y_i ~ N(loc_i + slope xbar_i + offset_i, v_i + tau^2 + slope^2 s_c^2)``. Sampling only
-    the hyperparameters from this marginal removes both the ``tau`` funnel and the
+    ``y_i ~ N(loc_i + slope m_c + offset_i, se_i^2 + extra_var_i + tau^2 + slope^2 s_c^2)``.
+    Sampling only the hyperparameters from this marginal removes both the ``tau`` funnel and the
     ``slope`` x latent-baseline funnel; ``x`` and ``theta`` are then drawn from their exact
     conditionals ``p(x | y, ...)`` and ``p(theta | x, y, ...)`` through independent
     standard normals (``x_latent_z``, ``z``), so the joint posterior is unchanged. The
@@ -505,8 +511,10 @@ def build_model(
     priors
         Prior choices; defaults to :class:`Priors()`.
     kind
-        ``random_effects``: ``theta_i = mu + tau z_i``. ``random_effects_marginal``: the same
-        with ``theta`` integrated out, ``y_i ~ N(mu, sqrt(se_i^2 + tau^2))``.
+        ``random_effects``: ``theta_i = mu + tau z_i`` (non-centred, sampled jointly).
+        ``random_effects_marginal``: the same with ``theta`` integrated out,
+        ``y_i ~ N(mu, sqrt(se_i^2 + tau^2))``, and drawn afterwards from its conditional.
+        All other kinds integrate ``theta`` (and latent baselines) out in the same way.
         ``meta_regression_continuous``: ``theta_i = mu + slope x_i + tau z_i`` with ``x`` the
         baseline level minus the cut-off (latent where unknown), so ``mu`` is the effect at
         the cut-off. ``meta_regression_category``: partially pooled category effects

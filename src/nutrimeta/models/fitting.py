@@ -292,7 +292,9 @@ class Refitter:
         }
         base_attrs.update(attrs or {})
         if self.compiled is not None:
-            compiled = self.compiled.with_data(**values)
+            # containers that do not reach the log density are not part of the compiled model
+            known = {var.name for var in self.compiled.shared_var_keys}
+            compiled = self.compiled.with_data(**{k: v for k, v in values.items() if k in known})
             return fit(compiled, sampler, seed, attrs=base_attrs, coords=coords, dims=self.dims)
         with self.model:
             pm.set_data(values)

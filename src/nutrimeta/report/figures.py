@@ -193,9 +193,21 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
 
     Returns None when no trial has a baseline status value.
     """
-    pts = [s for s in outcome.get("studies") or []
-           if math.isfinite(_num(s.get("baseline_status_value_std")))
-           and math.isfinite(_num(s.get("yi")))]
+    cut0 = _num(moderator.get("cutoff"))
+    latent = moderator.get("latent") or {}
+    pts = []
+    for s in outcome.get("studies") or []:
+        if not math.isfinite(_num(s.get("yi"))):
+            continue
+        if math.isfinite(_num(s.get("baseline_status_value_std"))):
+            pts.append({**s, "_assumed": False})
+            continue
+        cat = s.get("baseline_status_category") or "unknown"
+        offset = _num((latent.get(cat) or {}).get("mean"))
+        if cat != "unknown" and math.isfinite(offset) and math.isfinite(cut0):
+            # no numeric level: shown (hollow) at the level its status category is assumed to
+            # have in the measurement model
+            pts.append({**s, "baseline_status_value_std": cut0 + offset, "_assumed": True})
     if not pts:
         return None
     fig = new_figure(6.4, 4.4)
@@ -217,10 +229,18 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
                == cat]
         if not idx:
             continue
-        ax.scatter([_num(pts[i].get("baseline_status_value_std")) for i in idx],
-                   [_num(pts[i].get("yi")) for i in idx], s=sizes[idx],
-                   color=CATEGORY_COLOURS[cat], alpha=0.7, edgecolor="black", linewidth=0.6,
-                   label=f"{cat} at baseline", zorder=3)
+        for assumed in (False, True):
+            sub = [i for i in idx if pts[i]["_assumed"] is assumed]
+            if not sub:
+                continue
+            ax.scatter([_num(pts[i].get("baseline_status_value_std")) for i in sub],
+                       [_num(pts[i].get("yi")) for i in sub], s=sizes[sub],
+                       facecolor="none" if assumed else CATEGORY_COLOURS[cat],
+                       alpha=0.9 if assumed else 0.7,
+                       edgecolor=CATEGORY_COLOURS[cat] if assumed else "black",
+                       linewidth=1.4 if assumed else 0.6,
+                       label=f"{cat} at baseline" + (" (level assumed from category)"
+                                                     if assumed else ""), zorder=3)
     for s in pts:
         ax.annotate(str(s.get("study_id")), (_num(s.get("baseline_status_value_std")),
                                              _num(s.get("yi"))),

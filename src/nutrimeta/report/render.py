@@ -36,11 +36,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markdown
 import pandas as pd
 import yaml
 from markupsafe import Markup
@@ -485,7 +486,8 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
 
 def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.DataFrame,
                          syntheses: pd.DataFrame, out_dir: Path,
-                         citation_path: Path | None = None) -> Path:
+                         citation_path: Path | None = None,
+                         extra_sections: Sequence[tuple[str, str, str]] = ()) -> Path:
     """Render the report of one evidence base from its saved results.
 
     Parameters
@@ -500,6 +502,9 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     citation_path
         CITATION.cff; default: the nearest one above ``bundle_path`` (or in the working
         directory).
+    extra_sections
+        ``(id, title, markdown)`` sections placed before the methods (e.g. what changed since
+        the last release); the Markdown is converted to HTML for ``report.html``.
 
     Returns
     -------
@@ -515,6 +520,10 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp)
+        ctx["extra_sections"] = [
+            {"id": sid, "title": title, "markdown": body,
+             "html": markdown.markdown(body, extensions=["tables"])}
+            for sid, title, body in extra_sections]
         env = _environment()
         results = {"evidence_base": ctx["base"], "title": ctx["title"],
                    "report_version": nutrimeta.__version__, "bundle": bundle,

@@ -299,12 +299,39 @@ def claims(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
         unit = o.get("effect_unit") or ""
         if c.get("quantity") == "slope" and moderator(bundle).get("unit"):
             unit = f"{unit or 'effect'} per {moderator(bundle)['unit']}"
+        if c.get("probability") is None and c.get("why"):
+            out.append({**c, "outcome_label": o.get("label", c.get("outcome")),
+                        "evidence": f"Not estimable: {c['why']}."})
+            continue
         words = (f"Posterior probability {fmt_prob_eq(c.get('probability'))}; "
                  f"{c.get('quantity', 'estimate')} {fmt(est.get('mean'))} "
                  f"(95% CrI {fmt(est.get('q025'))} to {fmt(est.get('q975'))})"
                  f"{' ' + unit if unit else ''}; {fmt_int(c.get('k'))} trials.")
         out.append({**c, "outcome_label": o.get("label", c.get("outcome")), "evidence": words})
     return out
+
+
+REASON_CATEGORIES = (
+    ("study inclusion_status is not_poolable", "judged not poolable at curation (reasons in "
+     "the not-poolable table)"),
+    ("separate population", "analysed apart (other population or co-intervention)"),
+    ("study inclusion_status is excluded", "excluded (duplicate report or out of scope)"),
+    ("study inclusion_status is separate", "analysed apart (other population or "
+     "co-intervention)"),
+    ("alternative source", "alternative source or subgroup split, kept for the record"),
+    ("only a p-value", "only a direction or p-value reported"),
+)
+
+
+def reason_category(reason: str) -> str:
+    """A short category for a not-poolable reason, for counting in the flow of records."""
+    text = str(reason or "").strip()
+    if not text:
+        return "reason not recorded"
+    for prefix, label in REASON_CATEGORIES:
+        if text.startswith(prefix):
+            return label
+    return "numbers insufficient for an effect size (" + text.split(";")[0].split(":")[0] + ")"
 
 
 def prisma(studies: pd.DataFrame, effects: pd.DataFrame, base: str) -> dict[str, Any]:
@@ -331,7 +358,7 @@ def prisma(studies: pd.DataFrame, effects: pd.DataFrame, base: str) -> dict[str,
             eo = e[e["outcome"] == oid]
             pool = eo[eo["poolable"].astype(bool)] if "poolable" in eo else eo
             nonp = eo[~eo["poolable"].astype(bool)] if "poolable" in eo else eo.iloc[0:0]
-            rs = nonp["reason"].fillna("").replace("", "reason not recorded").value_counts()
+            rs = nonp["reason"].fillna("").map(reason_category).value_counts()
             per_outcome.append({"outcome": str(oid),
                                 "poolable": int(pool["study_id"].nunique()),
                                 "not_poolable": int(nonp["study_id"].nunique()),
