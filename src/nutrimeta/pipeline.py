@@ -249,6 +249,38 @@ def cross_nutrient(build_dir: Path, specs: list[AnalysisSpec], ev: Evidence, dat
     return f"cross_nutrient: {bundle['status']} -> {path}"
 
 
+def _recorded(bundle: dict[str, Any]) -> dict[str, str]:
+    """study_id -> inclusion status of every trial report a bundle knows of."""
+    out = {r["study_id"]: r.get("inclusion_status") or "" for r in bundle.get("not_poolable", [])}
+    for oc in bundle.get("outcomes", {}).values():
+        for r in oc.get("studies_all_designs", []):
+            out.setdefault(r["study_id"], "included")
+    return out
+
+
+def record_changes(bundle: dict[str, Any], releases_dir: Path) -> str:
+    """Trial reports added or removed since the latest saved release (Markdown lines)."""
+    from nutrimeta.living import latest_release
+
+    rel = latest_release(releases_dir, bundle.get("evidence_base", ""))
+    if rel is None:
+        return ""
+    version, path = rel
+    old = json.loads(path.read_text(encoding="utf-8"))
+    old = old.get("bundle", old)
+    before, after = _recorded(old), _recorded(bundle)
+    n_old = old.get("flow", {}).get("recorded", len(before))
+    n_new = bundle.get("flow", {}).get("recorded", len(after))
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    lines = [f"Trial reports recorded: {n_old} in release {version}, {n_new} now."]
+    if added:
+        lines.append("Added: " + ", ".join(f"{s} ({after[s]})" for s in added) + ".")
+    if removed:
+        lines.append("Removed: " + ", ".join(removed) + ".")
+    return " ".join(lines) + "\n\n"
+
+
 def living_sections(bundle: dict[str, Any], releases_dir: Path) -> list[tuple[str, str, str]]:
     """The report's living-evidence sections: what changed since the last release, and what
     one more trial would do (both read from saved files)."""
@@ -257,6 +289,7 @@ def living_sections(bundle: dict[str, Any], releases_dir: Path) -> list[tuple[st
     changes = changes_since_release(bundle, releases_dir)
     changes = "\n".join(line for line in changes.splitlines()
                         if not line.startswith("## What changed"))
+    changes = record_changes(bundle, releases_dir) + changes
     lines = ["Expected effect of one more randomised trial (two equal arms) on the pooled "
              "estimate of the exact random-effects model, by simulation from its posterior "
              "predictive. P(supported) is the probability that, after that trial, the posterior "
