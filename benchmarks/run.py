@@ -69,9 +69,8 @@ def bench_exact() -> dict[str, float]:
 
 
 def bench_refit() -> dict[str, float]:
-    from nutrimeta.models.bayes import ModelData, Priors
+    from nutrimeta.models.bayes import ModelData, Priors, build_model
     from nutrimeta.models.fitting import Refitter, SamplerSettings, fit
-    from nutrimeta.models.bayes import build_model
 
     y, se = _data()
     data = ModelData.from_arrays(y, se, labels=[f"s{i}" for i in range(K)])

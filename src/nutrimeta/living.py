@@ -39,7 +39,7 @@ from scipy import special
 from nutrimeta.io_utils import atomic_write_bytes
 from nutrimeta.models.exact import ExactPosterior, exact_posterior
 from nutrimeta.schema import EVIDENCE_BASES, OUTCOMES, RESULTS, STUDIES, Column, Table
-from nutrimeta.validate import Evidence, Problem, load_evidence
+from nutrimeta.validate import Evidence, Problem, ProblemsMixin, load_evidence
 
 __all__ = [
     "AddOutcome",
@@ -268,7 +268,7 @@ def prompt_record(base: str, ask: Ask = click.prompt) -> NewRecord:
 # ==============================================================================================
 
 @dataclass
-class AddOutcome:
+class AddOutcome(ProblemsMixin):
     """What :func:`add_record` did (or would do).
 
     Attributes
@@ -300,14 +300,6 @@ class AddOutcome:
     appended: dict[str, str] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     effects: pd.DataFrame | None = None
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
     def describe(self) -> str:
         """Plain-text account for a terminal: problems, rows appended, effect sizes."""

@@ -133,9 +133,9 @@ def package_versions() -> dict[str, str]:
 
 
 def cache_key(data_dir: Path, spec: AnalysisSpec) -> str:
-    """What a bundle depends on: its data, its spec and the package version."""
+    """What a bundle depends on: its data, its spec, the package and the data version."""
     return sha256_text("\n".join([data_hash(data_dir, [spec.evidence_base]), spec.spec_hash,
-                                  __version__]))
+                                  __version__, read_version(data_dir)]))
 
 
 def _clean(obj: Any) -> Any:
@@ -294,7 +294,7 @@ def living_sections(bundle: dict[str, Any], releases_dir: Path) -> list[tuple[st
              "estimate of the exact random-effects model, by simulation from its posterior "
              "predictive. P(supported) is the probability that, after that trial, the posterior "
              "probability of a benefit reaches 0.95.", ""]
-    for oid, oc in bundle["outcomes"].items():
+    for _oid, oc in bundle["outcomes"].items():
         nt = oc.get("next_trial") or {}
         if nt.get("status") != "ok":
             continue

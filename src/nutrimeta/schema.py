@@ -39,8 +39,10 @@ MODERATOR_UNITS: dict[str, str] = {"zinc": "umol/L", "selenium": "ug/L", "magnes
 
 #: Outcomes, with the evidence base they belong to and a default unit used for pooling.
 OUTCOMES: dict[str, dict[str, str]] = {
-    "total_testosterone": {"base": "zinc_testosterone", "unit": "nmol/L", "label": "Total testosterone"},
-    "free_testosterone": {"base": "zinc_testosterone", "unit": "pmol/L", "label": "Free testosterone"},
+    "total_testosterone": {"base": "zinc_testosterone", "unit": "nmol/L",
+                           "label": "Total testosterone"},
+    "free_testosterone": {"base": "zinc_testosterone", "unit": "pmol/L",
+                          "label": "Free testosterone"},
     "tpo_ab": {"base": "selenium_thyroid", "unit": "IU/mL", "label": "TPO antibodies"},
     "tg_ab": {"base": "selenium_thyroid", "unit": "IU/mL", "label": "Thyroglobulin antibodies"},
     "tsh": {"base": "selenium_thyroid", "unit": "mIU/L", "label": "TSH"},
@@ -55,7 +57,8 @@ OUTCOMES: dict[str, dict[str, str]] = {
     "hba1c": {"base": "magnesium_insulin", "unit": "%", "label": "HbA1c"},
     # Nutrient status measured during the trial (compliance / achieved status), any base.
     "serum_zinc": {"base": "zinc_testosterone", "unit": "umol/L", "label": "Serum/plasma zinc"},
-    "serum_selenium": {"base": "selenium_thyroid", "unit": "umol/L", "label": "Serum/plasma selenium"},
+    "serum_selenium": {"base": "selenium_thyroid", "unit": "umol/L",
+                       "label": "Serum/plasma selenium"},
     "serum_magnesium": {"base": "magnesium_insulin", "unit": "mmol/L", "label": "Serum magnesium"},
 }
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nutrimeta.io_utils import sha256_text
-from nutrimeta.units import UnitConversionError, convert
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
+from nutrimeta.units import UnitConversionError, convert
 
 MODEL_KINDS = (
     "random_effects",

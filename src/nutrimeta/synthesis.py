@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[dict, Any]:
     return entry, post
 
 
-def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):  # noqa: ANN202
+def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):
     from nutrimeta.models.bayes import Priors
 
     m = spec.moderator

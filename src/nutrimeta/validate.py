@@ -11,6 +11,7 @@ header is line 1) and the column.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,22 @@ class Problem:
         return f"{self.severity}: {where}: {self.message}"
 
 
+class ProblemsMixin:
+    """``errors`` and ``warnings`` views of a ``problems`` list."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
 @dataclass
-class Evidence:
+class Evidence(ProblemsMixin):
     """The curated tables of every evidence base, concatenated, with their origin.
 
     Each data frame has two extra columns, ``_file`` and ``_row``, locating every row in its
@@ -59,14 +74,6 @@ class Evidence:
     syntheses: pd.DataFrame
     references: dict[str, dict[str, str]]
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
 
 class ValidationError(Exception):
@@ -353,10 +360,10 @@ def cross_checks(ev: Evidence) -> list[Problem]:
                            "studies.csv)"))
             continue
         study = study_by_id.get(sid)
-        if study is not None and _present(row["outcome"]) and row["outcome"] in OUTCOMES:
-            if OUTCOMES[row["outcome"]]["base"] != study.evidence_base and not row[
-                    "outcome"].startswith("serum_"):
-                out.append(_at(row, "outcome", f"outcome {row['outcome']!r} does not belong to "
+        if (study is not None and _present(row["outcome"]) and row["outcome"] in OUTCOMES
+                and OUTCOMES[row["outcome"]]["base"] != study.evidence_base
+                and not row["outcome"].startswith("serum_")):
+            out.append(_at(row, "outcome", f"outcome {row['outcome']!r} does not belong to "
                                f"the evidence base {study.evidence_base!r}", "warning"))
         out += _check_numbers(row, units)
     out += _check_pairing(results, study_by_id)
@@ -373,12 +380,12 @@ def cross_checks(ev: Evidence) -> list[Problem]:
     return out
 
 
-def _check_numbers(row: pd.Series, units) -> list[Problem]:  # noqa: ANN001
+def _check_numbers(row: pd.Series, units) -> list[Problem]:
     out: list[Problem] = []
     g = row.get
     # quantiles must be ordered
     order = [(c, g(c)) for c in ("min", "q1", "median", "q3", "max") if _present(g(c))]
-    for (c1, v1), (c2, v2) in zip(order, order[1:], strict=False):
+    for (c1, v1), (c2, v2) in itertools.pairwise(order):
         if v1 > v2:
             out.append(_at(row, c2, f"{c1} ({v1}) > {c2} ({v2}): expected "
                            "min <= q1 <= median <= q3 <= max"))
