@@ -100,10 +100,12 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
     summ = diagnostics.summarise(dt, names)
     post = dt.posterior
     slope = post["slope"]
+    labels = [str(v) for v in slope.coords["nutrient"].values]
     for p in pairs:
-        if p["evidence_base"] in list(slope.coords["nutrient"].values):
-            d = slope.sel(nutrient=p["evidence_base"]).values.ravel()
-            p.update(_summary(d))
+        label = next((lab for lab in labels if lab in (p["evidence_base"],
+                                                        p["evidence_base"].split("_")[0])), None)
+        if label is not None:
+            p.update(_summary(slope.sel(nutrient=label).values.ravel()))
     sg = post["slope_global"].values.ravel()
     return {**base, "status": "ok" if diag.passed else "failed",
             "reason": "" if diag.passed else "; ".join(diag.problems),

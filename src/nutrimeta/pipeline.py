@@ -9,6 +9,7 @@ Bundles are written atomically and the previous one is kept as ``<base>.previous
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import sys
@@ -132,10 +133,23 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def code_hash() -> str:
+    """SHA-256 of the package's fitting code (every module but the report stage), so that a
+    change to the code refits even before the version number moves."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "report":
+            continue
+        h.update(str(rel).encode() + b"\n" + path.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(data_dir: Path, spec: AnalysisSpec) -> str:
-    """What a bundle depends on: its data, its spec, the package and the data version."""
+    """What a bundle depends on: its data, its spec, the code and the data version."""
     return sha256_text("\n".join([data_hash(data_dir, [spec.evidence_base]), spec.spec_hash,
-                                  __version__, read_version(data_dir)]))
+                                  __version__, code_hash(), read_version(data_dir)]))
 
 
 def _clean(obj: Any) -> Any:

@@ -26,6 +26,8 @@ from nutrimeta.models import frequentist
 from nutrimeta.spec import AnalysisSpec, OutcomeSpec
 
 RANDOMISED = ("parallel_rct", "crossover_rct")
+#: Fewest trials behind a claim for a verdict other than "uncertain".
+MIN_K_VERDICT = 3
 MIN_K = {"random_effects": 2, "meta_regression_continuous": 3, "meta_regression_category": 3,
          "all_evidence": 2}
 MODEL_DESCRIPTIONS = {
@@ -133,23 +135,21 @@ def compiled_model(data: Any, priors: Any, kind: str, moderator: bool, sampler: 
     return refitter
 
 
-def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
-                fits_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
-    """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
+def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec
+                  ) -> tuple[Any, Any, str, str] | str:
+    """Model data, priors, the model kind to build and a note; or why the model is skipped."""
     from nutrimeta.models.bayes import ModelData
-    from nutrimeta.models.fitting import SamplerSettings, save_posterior
 
-    entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
     need = MIN_K[kind]
     if len(df) < need:
-        return {**entry, "status": "skipped",
-                "reason": f"needs at least {need} poolable trials; {len(df)} available"}
-    if kind in ("meta_regression_continuous",) and df["baseline_status_value_std"].notna().sum() \
+        return f"needs at least {need} poolable trials; {len(df)} available"
+    if kind == "meta_regression_continuous" and df["baseline_status_value_std"].notna().sum() \
             + (df["baseline_status_category"] != "unknown").sum() == 0:
-        return {**entry, "status": "skipped", "reason": "no trial has a baseline status"}
+        return "no trial has a baseline status"
     priors = _priors_for(spec, o)
     # theta integrated out: the same posterior for mu and tau without the funnel geometry
     build_kind = "random_effects_marginal" if kind == "random_effects" else kind
+    note = ""
     multi = df["study_id"].duplicated(keep=False)
     if multi.any():
         # Several contrasts (doses, subgroups) in one trial: the random-effects model becomes
@@ -158,16 +158,29 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
         # baseline status) and approximate for dose arms that share a control group.
         if kind == "random_effects":
             build_kind = "multilevel"
-            entry["note"] = ("several contrasts per trial: multilevel model with trial- and "
-                             "contrast-level random effects")
+            note = ("several contrasts per trial: multilevel model with trial- and "
+                    "contrast-level random effects")
         else:
             df = df.copy()
             sub = df["subgroup"].fillna("").astype(str)
             df.loc[multi, "study_id"] = df.loc[multi, "study_id"] + "[" + sub[multi] + "]"
-            entry["note"] = ("several contrasts per trial treated as separate units "
-                             "(exact for disjoint subgroups; approximate for dose arms sharing "
-                             "a control group)")
-    data = ModelData.from_frame(df, cutoff=spec.moderator.cutoff)
+            note = ("several contrasts per trial treated as separate units (exact for disjoint "
+                    "subgroups; approximate for dose arms sharing a control group)")
+    return ModelData.from_frame(df, cutoff=spec.moderator.cutoff), priors, build_kind, note
+
+
+def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
+                fits_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
+    from nutrimeta.models.fitting import SamplerSettings, save_posterior
+
+    entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
+    prepared = prepare_model(kind, df, spec, o)
+    if isinstance(prepared, str):
+        return {**entry, "status": "skipped", "reason": prepared}
+    data, priors, build_kind, note = prepared
+    if note:
+        entry["note"] = note
     entry["fitted_as"] = build_kind
     sampler = SamplerSettings(chains=spec.sampler.chains, draws=spec.sampler.draws,
                               tune=spec.sampler.tune, target_accept=spec.sampler.target_accept)
@@ -400,8 +413,8 @@ def claim_entries(spec: AnalysisSpec, outcomes: dict[str, dict[str, Any]]) -> li
 
     Verdict rule (stated in every report): *supported* when the posterior probability of the
     claim is at least 0.95; *not supported* when it is below 0.5 (the evidence leans against
-    it); *uncertain* otherwise, or when the model it needs could not be fitted or failed its
-    diagnostics.
+    it); *uncertain* otherwise, when fewer than ``MIN_K_VERDICT`` trials inform it, or when
+    the model it needs could not be fitted or failed its diagnostics.
     """
     out = []
     for c in spec.claims:
@@ -421,6 +434,10 @@ def claim_entries(spec: AnalysisSpec, outcomes: dict[str, dict[str, Any]]) -> li
         row.update(probability=prob, estimate=est)
         row["verdict"] = ("supported" if prob is not None and prob >= 0.95 else
                           "not supported" if prob is not None and prob < 0.5 else "uncertain")
+        if row["verdict"] != "uncertain" and row["k"] < MIN_K_VERDICT:
+            row["why"] = (f"{row['verdict']} by probability, but only {row['k']} trial(s): "
+                          f"a verdict needs at least {MIN_K_VERDICT}")
+            row["verdict"] = "uncertain"
         out.append(row)
     return out
 

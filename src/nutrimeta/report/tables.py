@@ -306,7 +306,8 @@ def claims(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
         words = (f"Posterior probability {fmt_prob_eq(c.get('probability'))}; "
                  f"{c.get('quantity', 'estimate')} {fmt(est.get('mean'))} "
                  f"(95% CrI {fmt(est.get('q025'))} to {fmt(est.get('q975'))})"
-                 f"{' ' + unit if unit else ''}; {fmt_int(c.get('k'))} trials.")
+                 f"{' ' + unit if unit else ''}; {fmt_int(c.get('k'))} trials"
+                 + (f" ({c['why']})." if c.get("why") else "."))
         out.append({**c, "outcome_label": o.get("label", c.get("outcome")), "evidence": words})
     return out
 
