@@ -158,7 +158,7 @@ def read_citation(path: Path | None) -> dict[str, Any]:
     """Citation text from CITATION.cff (Citation File Format), read with PyYAML."""
     if path is None or not path.is_file():
         return {"text": "Citation metadata (CITATION.cff) not found.", "bibtex": "",
-                "found": False}
+                "message": "", "data": [], "found": False}
     cff = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     authors = ", ".join(a.get("name") or " ".join(filter(None, (a.get("given-names"),
                                                                a.get("family-names"))))
