@@ -188,7 +188,8 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     refitter = compiled_model(data, priors, build_kind, kind == "all_evidence", sampler)
     seed = spec.seed + sum(map(ord, f"{o.id}/{kind}"))
     attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
-             "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict()}
+             "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict(),
+             "spec": spec.to_dict()}
     dt = refitter.fit(data, priors, seed, attrs=attrs)
     names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
                          "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",

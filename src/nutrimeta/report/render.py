@@ -229,6 +229,13 @@ def headline(bundle: Mapping[str, Any], oid: str) -> dict[str, Any]:
     return out
 
 
+def _tau_label(t: Mapping[str, Any]) -> str:
+    names = {"half_normal": "HalfNormal", "half_cauchy": "HalfCauchy",
+             "half_student_t": f"HalfStudentT(nu={fmt(t.get('nu'))}) scaled by",
+             "exponential": "Exponential with mean"}
+    return f"tau ~ {names.get(t.get('family'), t.get('family'))}({fmt(t.get('scale'))})"
+
+
 def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
     """Methods paragraphs generated from the analysis spec and the bundle."""
     spec = bundle.get("spec") or {}
@@ -245,7 +252,9 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
         for mid, m in (o.get("models") or {}).items():
             models.setdefault(mid, m.get("description") or m.get("model") or mid)
     if models:
-        paras.append("Models: " + " ".join(f"{mid}: {d}" for mid, d in models.items()))
+        paras.append("Models: " + " ".join(f"{mid}: {d}" for mid, d in models.items())
+                     + " I² is tau² / (tau² + s²), with s² the typical within-study variance "
+                     "of Higgins & Thompson (2002); its posterior is reported in percent.")
     mod = tbl.moderator(bundle)
     if mod:
         txt = (f"Baseline-status moderator: {mod.get('name', 'baseline status')}"
@@ -259,22 +268,55 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
         paras.append(txt + ".")
     if spec.get("priors"):
         paras.append(f"Priors: {describe(spec['priors'])}.")
+    if spec.get("outcomes"):
+        unit = mod.get("unit") or "unit of the moderator"
+        paras.append("Priors (declared in the analysis spec): " + "; ".join(
+            f"{o['id']}: mu ~ Normal(0, {fmt(o['mu_prior_sd'])}), "
+            f"{_tau_label(o['tau_prior'])}, slope ~ Normal(0, {fmt(o['slope_prior_sd'])}) per "
+            f"{unit}; minimal important difference {fmt(o['mid'])} ({o['mid_source']})"
+            for o in spec["outcomes"]) + ".")
+    if mod.get("latent"):
+        paras.append("Trials without a numeric baseline level enter the continuous "
+                     "meta-regression with a latent level (minus the cut-off, in "
+                     f"{mod.get('unit', '')}) drawn from a normal distribution per status "
+                     "category: " + "; ".join(
+                         f"{cat} mean {fmt(v['mean'])}, SD {fmt(v['sd'])}"
+                         for cat, v in mod["latent"].items())
+                     + f". Effects in deficient and replete populations are reported at "
+                     f"{fmt(mod.get('reference_deficient'))} and "
+                     f"{fmt(mod.get('reference_replete'))} {mod.get('unit', '')} from the "
+                     "cut-off.")
     conv: list[str] = []
     if spec.get("conversions"):
         conv.append(describe(spec["conversions"]))
-    e = tbl.base_rows(effects, bundle["evidence_base"])
-    if "derivation" in e.columns:
-        der = sorted({str(d) for d in e["derivation"].dropna() if str(d).strip()})
-        if der:
-            conv.append("effect derivations used: " + "; ".join(der))
     if spec.get("prepost_correlation") is not None:
-        conv.append(f"default pre/post correlation for change-score SDs "
-                    f"{describe(spec['prepost_correlation'])}")
-    if conv:
-        paras.append("Conversions: " + "; ".join(conv) + ".")
+        conv.append(f"change-score SDs derived from baseline and follow-up SDs with a pre/post "
+                    f"correlation of {describe(spec['prepost_correlation'])} unless a row "
+                    "states its own")
+    if spec.get("unlabelled_spread"):
+        conv.append(f"a dispersion printed as a bare '±' read as "
+                    f"{str(spec['unlabelled_spread']).upper()}")
+    conv.append("means and SDs from medians with IQR or range by Luo et al. (2018) and Wan et "
+                "al. (2014); SD from SE, confidence interval or p-value by the Cochrane Handbook "
+                "formulas; units harmonised with pint (every trial's path is its derivation "
+                "in the effect-size table)")
+    paras.append("Conversions: " + "; ".join(conv) + ".")
     sens = spec.get("sensitivity")
     if sens:
-        paras.append(f"Sensitivity analyses: {describe(sens)}.")
+        parts = []
+        if sens.get("tau_priors"):
+            parts.append("heterogeneity priors " + ", ".join(_tau_label(t)
+                                                             for t in sens["tau_priors"]))
+        if sens.get("leave_one_out"):
+            parts.append("leave-one-trial-out")
+        if sens.get("prepost_correlations"):
+            parts.append("pre/post correlation " + ", ".join(
+                fmt(r) for r in sens["prepost_correlations"]))
+        if sens.get("unlabelled_spread"):
+            parts.append("bare '±' read as " + " or ".join(
+                "excluded" if u == "exclude" else u.upper() for u in sens["unlabelled_spread"]))
+        paras.append("Sensitivity analyses (exact random-effects posterior): "
+                     + "; ".join(parts) + ".")
     sampler = prov.get("sampler") or spec.get("sampler")
     if sampler:
         paras.append(f"Sampling: {describe(sampler)}; seed {prov.get('seed', 'not recorded')}. "
