@@ -268,14 +268,17 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
         paras.append(txt + ".")
     if spec.get("priors"):
         paras.append(f"Priors: {describe(spec['priors'])}.")
-    if spec.get("outcomes"):
+    declared = [o for o in spec.get("outcomes") or [] if isinstance(o, Mapping)
+                and {"id", "mu_prior_sd", "tau_prior", "slope_prior_sd", "mid"} <= set(o)]
+    if declared:
         unit = mod.get("unit") or "unit of the moderator"
         paras.append("Priors (declared in the analysis spec): " + "; ".join(
             f"{o['id']}: mu ~ Normal(0, {fmt(o['mu_prior_sd'])}), "
             f"{_tau_label(o['tau_prior'])}, slope ~ Normal(0, {fmt(o['slope_prior_sd'])}) per "
             f"{unit}; minimal important difference {fmt(o['mid'])} ({o['mid_source']})"
-            for o in spec["outcomes"]) + ".")
-    if mod.get("latent"):
+            for o in declared) + ".")
+    if isinstance(mod.get("latent"), Mapping) and all(
+            isinstance(v, Mapping) for v in mod["latent"].values()):
         paras.append("Trials without a numeric baseline level enter the continuous "
                      "meta-regression with a latent level (minus the cut-off, in "
                      f"{mod.get('unit', '')}) drawn from a normal distribution per status "
@@ -302,9 +305,11 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
                 "in the effect-size table)")
     paras.append("Conversions: " + "; ".join(conv) + ".")
     sens = spec.get("sensitivity")
-    if sens:
+    if isinstance(sens, list | tuple | str):
+        paras.append(f"Sensitivity analyses: {describe(sens)}.")
+    elif sens:
         parts = []
-        if sens.get("tau_priors"):
+        if sens.get("tau_priors") and all(isinstance(t, Mapping) for t in sens["tau_priors"]):
             parts.append("heterogeneity priors " + ", ".join(_tau_label(t)
                                                              for t in sens["tau_priors"]))
         if sens.get("leave_one_out"):
@@ -312,11 +317,12 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
         if sens.get("prepost_correlations"):
             parts.append("pre/post correlation " + ", ".join(
                 fmt(r) for r in sens["prepost_correlations"]))
-        if sens.get("unlabelled_spread"):
+        if isinstance(sens.get("unlabelled_spread"), list | tuple):
             parts.append("bare '±' read as " + " or ".join(
                 "excluded" if u == "exclude" else u.upper() for u in sens["unlabelled_spread"]))
-        paras.append("Sensitivity analyses (exact random-effects posterior): "
-                     + "; ".join(parts) + ".")
+        if parts:
+            paras.append("Sensitivity analyses (exact random-effects posterior): "
+                         + "; ".join(parts) + ".")
     sampler = prov.get("sampler") or spec.get("sampler")
     if sampler:
         paras.append(f"Sampling: {describe(sampler)}; seed {prov.get('seed', 'not recorded')}. "
