@@ -215,15 +215,19 @@ def _q_gen(tau2: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
     return _wls(y, vi + tau2, X)[2]
 
 
-def _tau2_pm(y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
-    k, p = X.shape
-    target = k - p
+def _solve_q(target: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
+    """The tau^2 at which the generalised Q statistic equals ``target`` (0 if it never does)."""
     if _q_gen(0.0, y, vi, X) <= target:
         return 0.0
     hi = max(1.0, float(np.var(y)))
     while _q_gen(hi, y, vi, X) > target:
         hi *= 2.0
     return float(optimize.brentq(lambda t: _q_gen(t, y, vi, X) - target, 0.0, hi, xtol=1e-12))
+
+
+def _tau2_pm(y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
+    k, p = X.shape
+    return _solve_q(k - p, y, vi, X)
 
 
 def _tau2_qprofile_ci(
@@ -238,15 +242,7 @@ def _tau2_qprofile_ci(
     q_hi = stats.chi2.ppf(1.0 - a / 2.0, df)  # gives the lower bound
     q_lo = stats.chi2.ppf(a / 2.0, df)  # gives the upper bound
 
-    def solve(target: float) -> float:
-        if _q_gen(0.0, y, vi, X) <= target:
-            return 0.0
-        hi = max(1.0, float(np.var(y)))
-        while _q_gen(hi, y, vi, X) > target:
-            hi *= 2.0
-        return float(optimize.brentq(lambda t: _q_gen(t, y, vi, X) - target, 0.0, hi, xtol=1e-12))
-
-    return solve(q_hi), solve(q_lo)
+    return _solve_q(q_hi, y, vi, X), _solve_q(q_lo, y, vi, X)
 
 
 # ------------------------------------------------------------------------------- rma
