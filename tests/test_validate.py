@@ -22,12 +22,28 @@ def test_valid_fixture_has_no_problems() -> None:
     assert set(ev.references) == {"alpha2001", "beta2005", "gamma2010", "delta2020"}
 
 
+def test_malformed_corpus_size() -> None:
+    assert len(MALFORMED) >= 40
+
+
 @pytest.mark.parametrize("case", MALFORMED, ids=[p.name for p in MALFORMED])
 def test_malformed_file_gives_its_specific_error(case: Path) -> None:
-    severity, expected = (case / "expected.txt").read_text().strip().split(": ", 1)
+    """``expected.txt``: the located message (first line); optionally ``errors: N`` (exactly N
+    errors in all, so one fault is not echoed by follow-on errors) and ``absent: TEXT`` (no
+    problem mentions TEXT)."""
+    first, *rules = (case / "expected.txt").read_text().strip().splitlines()
+    severity, expected = first.split(": ", 1)
     ev = load_evidence(case)
     messages = [str(p) for p in ev.problems if p.severity == severity]
     assert any(expected in m for m in messages), messages
+    for rule in rules:
+        kind, value = rule.split(": ", 1)
+        if kind == "errors":
+            assert len(ev.errors) == int(value), "\n".join(map(str, ev.errors))
+        elif kind == "absent":
+            assert not any(value in str(p) for p in ev.problems), "\n".join(map(str, ev.problems))
+        else:
+            raise AssertionError(f"unknown rule {rule!r} in {case.name}/expected.txt")
     if severity == "error":
         with pytest.raises(ValidationError):
             require_valid(ev)

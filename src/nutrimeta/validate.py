@@ -123,8 +123,12 @@ def _empty_frame(table: Table) -> pd.DataFrame:
     return empty
 
 
-def _decode(data: bytes, label: str) -> tuple[str | None, Problem | None]:
-    """UTF-8 text of a file (a leading byte-order mark dropped), or one located problem."""
+def _decode(data: bytes, label: str, *, table: bool = True
+            ) -> tuple[str | None, Problem | None]:
+    """UTF-8 text of a file (a leading byte-order mark dropped), or one located problem.
+
+    For a CSV table (``table``) the problem names the column the bad byte falls in.
+    """
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
@@ -132,7 +136,7 @@ def _decode(data: bytes, label: str) -> tuple[str | None, Problem | None]:
         start = data.rfind(b"\n", 0, exc.start) + 1
         prefix = data[start:exc.start].decode("utf-8", errors="replace")
         column = None
-        if line > 1:
+        if table and line > 1:
             header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip("\r")
             names = next(csv.reader([header]), [])
             index = len(next(csv.reader([prefix]), [""])) - 1 if prefix else 0
@@ -141,18 +145,17 @@ def _decode(data: bytes, label: str) -> tuple[str | None, Problem | None]:
         return None, Problem(label, line, column, (
             f"not UTF-8 text: byte 0x{byte.hex().upper()} at character {len(prefix) + 1} of "
             f"the line (in Windows-1252/latin-1 it would be {byte.decode('cp1252', 'replace')!r});"
-            " save the file as UTF-8 ('CSV UTF-8' in Excel); nothing else in this file was "
-            "checked"))
+            f" save the file as UTF-8{' (CSV UTF-8 in Excel)' if table else ''}; nothing else "
+            "in this file was checked"))
 
 
 def _split_rows(text: str, label: str, width: int
                 ) -> tuple[list[list[str]], list[int], list[Problem], bool]:
     """Data rows of a comma-separated text (blank lines skipped) with their first line numbers.
 
-    A row with more fields than the header whose extra fields are all empty (a trailing
-    comma) is reported and kept, trimmed; any other width mismatch is reported and the row is
-    left out (its values would sit in the wrong columns). The flag says whether any row was
-    left out.
+    A row with more or fewer fields than the header is reported and left out: its values
+    would sit in the wrong columns (a trailing comma cannot be told from a stray comma before
+    an empty last field). The flag says whether any row was left out.
     """
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -167,16 +170,14 @@ def _split_rows(text: str, label: str, width: int
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             n = len(fields)
-            if n > width and not any(f.strip() for f in fields[width:]):
+            if n != width:
+                hint = ("remove the trailing comma at the end of the row (or a stray comma "
+                        "inside it)" if n > width and not any(f.strip() for f in fields[width:])
+                        else "a missing or stray comma (or an unquoted comma inside a value) "
+                        "shifts the columns; quote values that contain commas")
                 problems.append(Problem(label, first, None, (
-                    f"{n} fields but the header has {width}: remove the trailing "
-                    f"comma{'s' if n - width > 1 else ''} at the end of the row")))
-                fields = fields[:width]
-            elif n != width:
-                problems.append(Problem(label, first, None, (
-                    f"{n} fields but the header has {width}: a missing or stray comma (or an "
-                    "unquoted comma inside a value) shifts the columns; quote values that "
-                    "contain commas; the row was not checked further")))
+                    f"{n} fields but the header has {width}: {hint}; the row was not "
+                    "checked further")))
                 dropped = True
                 continue
             rows.append(fields)
@@ -352,7 +353,7 @@ def _rule_text(col: Column, check: str) -> str:
 
 def read_bib(path: Path, label: str) -> tuple[dict[str, dict[str, str]], list[Problem]]:
     """Parse one BibTeX file; report unparsable blocks."""
-    text, problem = _decode(path.read_bytes(), label)
+    text, problem = _decode(path.read_bytes(), label, table=False)
     if problem is not None:
         return {}, [problem]
     problems: list[Problem] = []
@@ -498,7 +499,8 @@ def cross_checks(ev: Evidence) -> list[Problem]:
                 and "references" not in ev.unreadable:
             out.append(_at(row, "citation_key", f"{row['citation_key']!r} is not in any "
                            "references.bib"))
-        if row["inclusion_status"] in ("not_poolable", "separate", "excluded") and not _present(
+        if _present(row["inclusion_status"]) and row["inclusion_status"] in (
+                "not_poolable", "separate", "excluded") and not _present(
                 row["inclusion_reason"]):
             out.append(_at(row, "inclusion_reason",
                            f"a reason is required when inclusion_status is "
@@ -699,11 +701,14 @@ def _check_studies_have_results(studies: pd.DataFrame, results: pd.DataFrame
         sid = row["study_id"]
         if not _present(sid) or sid in with_rows or row["_base"] in empty_files:
             continue
-        if row["inclusion_status"] == "included":
+        status = row["inclusion_status"]
+        if not _present(status):
+            continue
+        if status == "included":
             out.append(_at(row, "inclusion_status", f"study {sid!r} is 'included' but has no "
                            "rows in results.csv: add its results, or set inclusion_status "
                            "to not_poolable/separate/excluded with a reason"))
-        elif row["inclusion_status"] in ("not_poolable", "separate"):
+        elif status in ("not_poolable", "separate"):
             said = " ".join(str(row[c]) for c in ("inclusion_reason", "notes")
                             if _present(row[c]))
             if not _NO_RESULTS_EXPLAINED.search(said):
@@ -729,7 +734,7 @@ def _check_pairing(results: pd.DataFrame, study_by_id: dict) -> list[Problem]:
         study = study_by_id.get(row["study_id"])
         if study is None or study.design not in controlled:
             continue
-        if study.inclusion_status != "included":
+        if not _present(study.inclusion_status) or study.inclusion_status != "included":
             continue
         if "control" not in arms_by_key[row["_k"]]:
             out.append(_at(row, "arm", "intervention row has no control row with the same "
