@@ -672,8 +672,8 @@ def _check_plausible(row: pd.Series, units) -> list[Problem]:
 _NO_RESULTS_EXPLAINED = re.compile(
     r"\b(no|not|without|only|none)\b[^.;]{0,120}\b(numbers?|results?|values?|rows?|data|"
     r"read|printed|reported|found|entered|recorded)\b|"
-    r"\b(numbers?|results?|values?)\b[^.;]{0,60}\b(no|not|only|none)\b|truncated|stops before|protocol|"
-    r"duplicate|preliminary", re.IGNORECASE)
+    r"\b(numbers?|results?|values?)\b[^.;]{0,60}\b(no|not|only|none)\b|"
+    r"truncated|stops before|protocol|duplicate|preliminary", re.IGNORECASE)
 
 
 def _check_studies_have_results(studies: pd.DataFrame, results: pd.DataFrame
