@@ -5,8 +5,9 @@ Adding a trial report changes up to three files of an evidence base (``studies.c
 between two replacements leaves a study without its results. :func:`commit_files` therefore
 works like a database journal:
 
-1. take an exclusive lock (``fcntl.flock`` on ``data/.nutrimeta.lock``) so that two runs never
-   interleave; finish or undo any earlier interrupted run (:func:`recover`);
+1. take an exclusive lock (``fcntl.flock`` on the data folder itself, so no lock file is left
+   behind; the kernel releases it when the process dies, even by SIGKILL) so that two runs
+   never interleave; finish or undo any earlier interrupted run (:func:`recover`);
 2. check that the files still hold the bytes the caller validated (else nothing is written);
 3. *stage*: write every new file, complete and fsynced, into ``data/.nutrimeta-staging/``;
 4. *commit point*: write the journal (the list of staged files and their targets) to a
@@ -41,7 +42,6 @@ STAGING_DIR = ".nutrimeta-staging"
 JOURNAL = "journal.json"
 #: The journal's name once every file is in place (the staging folder is then only litter).
 FINISHED = "journal.done"
-LOCK_FILE = ".nutrimeta.lock"
 #: Test hook: the name of a step at which the process kills itself (SIGKILL).
 FAULT_ENV = "NUTRIMETA_FAULT_AT"
 #: Seconds to wait for another run's lock before giving up.
@@ -93,9 +93,13 @@ def _sha256(data: bytes) -> str:
 
 @contextlib.contextmanager
 def locked(data_dir: Path | str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the exclusive lock of ``data_dir`` (waiting up to ``timeout`` seconds)."""
+    """Hold the exclusive lock of ``data_dir`` (waiting up to ``timeout`` seconds).
+
+    The lock is a ``flock`` on the folder's own descriptor: advisory, released by the kernel
+    when the holder exits in any way, and leaving no file behind.
+    """
     data_dir = Path(data_dir)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(data_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -105,9 +109,9 @@ def locked(data_dir: Path | str, timeout: float = LOCK_TIMEOUT) -> Iterator[None
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise BusyError(
-                        f"another `nutrimeta add` is writing to {data_dir} (it holds "
-                        f"{data_dir / LOCK_FILE}); nothing was written: run the command again "
-                        "when it has finished") from None
+                        f"another `nutrimeta add` is writing to {data_dir} (it holds the "
+                        "folder's lock); nothing was written: run the command again when it "
+                        "has finished") from None
                 time.sleep(0.05)
         try:
             yield
