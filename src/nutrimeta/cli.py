@@ -4,6 +4,7 @@ importable function, so everything the CLI does can be scripted from Python too.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ import click
 from nutrimeta import __version__
 
 
-def _in_project(name: str):
+def _in_project(name: str) -> Callable[[], Path]:
     """Default for a path option: ``name`` inside the project found from the working folder."""
 
     def default() -> Path:

@@ -92,8 +92,9 @@ def _sha256(data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def locked(data_dir: Path | str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the exclusive lock of ``data_dir`` (waiting up to ``timeout`` seconds).
+def locked(data_dir: Path | str, timeout: float | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of ``data_dir`` (waiting up to ``timeout`` seconds, default
+    :data:`LOCK_TIMEOUT`).
 
     The lock is a ``flock`` on the folder's own descriptor: advisory, released by the kernel
     when the holder exits in any way, and leaving no file behind.
@@ -101,7 +102,7 @@ def locked(data_dir: Path | str, timeout: float = LOCK_TIMEOUT) -> Iterator[None
     data_dir = Path(data_dir)
     fd = os.open(data_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
