@@ -221,7 +221,8 @@ def read_table(path: Path, table: Table, label: str) -> tuple[pd.DataFrame, list
     cross-table checks depending on it are skipped rather than reported row by row; the
     same flag is set when rows had to be left out.
     """
-    text, problem = _decode(path.read_bytes(), label)
+    data = path.read_bytes()
+    text, problem = _decode(data, label)
     if problem is None and not text.strip():
         problem = Problem(label, None, None, "the file is empty (no header row); restore it "
                           "from version control, or write at least the header row of the data "
@@ -236,6 +237,11 @@ def read_table(path: Path, table: Table, label: str) -> tuple[pd.DataFrame, list
         empty.attrs["unreadable"] = True
         return empty, [problem]
     problems: list[Problem] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        problems.append(Problem(label, 1, None, "the file starts with a byte-order mark (as "
+                                "Excel's 'CSV UTF-8' writes); it was read correctly, but save it "
+                                "without one so that `nutrimeta add` can append to it",
+                                "warning"))
     rows, lines, found, dropped = _split_rows(text, label, len(header))
     problems += found
     raw = pd.DataFrame([[f if f != "" else None for f in r] for r in rows],
