@@ -149,13 +149,15 @@ def _decode(data: bytes, label: str, *, table: bool = True
             "in this file was checked"))
 
 
-def _split_rows(text: str, label: str, width: int
+def _split_rows(text: str, label: str, width: int, padded: int = 0
                 ) -> tuple[list[list[str]], list[int], list[Problem], bool]:
     """Data rows of a comma-separated text (blank lines skipped) with their first line numbers.
 
     A row with more or fewer fields than the header is reported and left out: its values
     would sit in the wrong columns (a trailing comma cannot be told from a stray comma before
-    an empty last field). The flag says whether any row was left out.
+    an empty last field). When the header itself ends in ``padded`` empty names (trailing
+    commas, reported once by the caller), rows padded the same way are trimmed silently. The
+    flag says whether any row was left out.
     """
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -170,6 +172,9 @@ def _split_rows(text: str, label: str, width: int
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             n = len(fields)
+            if n > width and n <= padded and not any(f.strip() for f in fields[width:]):
+                fields = fields[:width]  # the header's trailing commas, repeated on the row
+                n = width
             if n != width:
                 hint = ("remove the trailing comma at the end of the row (or a stray comma "
                         "inside it)" if n > width and not any(f.strip() for f in fields[width:])
@@ -242,7 +247,14 @@ def read_table(path: Path, table: Table, label: str) -> tuple[pd.DataFrame, list
                                 "Excel's 'CSV UTF-8' writes); it was read correctly, but save it "
                                 "without one so that `nutrimeta add` can append to it",
                                 "warning"))
-    rows, lines, found, dropped = _split_rows(text, label, len(header))
+    padded = len(header)
+    while header and header[-1] == "":
+        header.pop()
+    if len(header) < padded:
+        problems.append(Problem(label, 1, None, "the header row ends with a comma (an empty "
+                                "column name); remove the trailing comma from the header and "
+                                "from every row"))
+    rows, lines, found, dropped = _split_rows(text, label, len(header), padded)
     problems += found
     raw = pd.DataFrame([[f if f != "" else None for f in r] for r in rows],
                        columns=header, dtype="string") if rows else \
