@@ -47,6 +47,10 @@ def test_malformed_file_gives_its_specific_error(case: Path) -> None:
     if severity == "error":
         with pytest.raises(ValidationError):
             require_valid(ev)
+    cli = CliRunner().invoke(main, ["validate", "--data", str(case)])
+    assert cli.exit_code == (1 if ev.errors else 0), cli.output
+    assert cli.exception is None or isinstance(cli.exception, SystemExit), cli.exception
+    assert expected in cli.output
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
