@@ -61,8 +61,9 @@ REFERENCE_INTERVALS: dict[str, ReferenceInterval] = {
         "women < 34.7, adult men 173.5-846.68 pmol/L"),
     "tpo_ab": ReferenceInterval(
         0.0, 35.0, "IU/mL", "Medscape, 'Antithyroid Antibody' reference range: TPOAb < 35 IU/mL",
-        1300.0, "TPO-Ab above 1300 IU/mL is the 'highly elevated' band of untreated Hashimoto's "
-        "thyroiditis (clinical summaries of the TPO-Ab reference range)"),
+        1300.0, "Dr. Oracle clinical summary 'Thyroid peroxidase antibody normal range': above "
+        "1300 IU/mL is the 'highly elevated' band of Hashimoto's thyroiditis (up to 90,000 "
+        "IU/mL reported untreated)"),
     "tg_ab": ReferenceInterval(
         0.0, 20.0, "IU/mL", "Medscape, 'Antithyroid Antibody' reference range: TgAb < 20 IU/mL",
         1300.0, "no separate disease band found for TgAb; the TPO-Ab band of Hashimoto's "
@@ -92,8 +93,8 @@ REFERENCE_INTERVALS: dict[str, ReferenceInterval] = {
         3.9, 6.1, "mmol/L", "MSD Manual, 'Blood tests' table: glucose, fasting 70-110 mg/dL "
         "(3.9-6.1 mmol/L)"),
     "hba1c": ReferenceInterval(
-        4.0, 5.6, "%", "ADA criteria as summarised by GlobalRPh labs: normal HbA1c below 5.7 %; "
-        "4.0 % taken as the lower limit of the non-diabetic range"),
+        4.0, 5.6, "%", "Medscape Reference, 'Hemoglobin A1c' reference range: 4.0-5.6 % "
+        "(20-38 mmol/mol)"),
     "serum_zinc": ReferenceInterval(
         9.0, 20.0, "umol/L", "RCPA Manual, 'Zinc - plasma or serum': 12-20 umol/L; Waikato DHB "
         "laboratory test guide: 9.0-17.0 umol/L (non-fasting)"),
