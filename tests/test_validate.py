@@ -85,3 +85,21 @@ def test_cli_validate_exit_codes() -> None:
 def test_shipped_data_validate_without_errors() -> None:
     ev = load_evidence(Path(__file__).parents[1] / "data")
     assert ev.errors == [], "\n".join(map(str, ev.errors))
+
+
+def test_plausibility_ranges_cover_the_outcomes_in_their_units() -> None:
+    """Each outcome has a cited reference interval in its harmonised unit (the T3:T4 ratio,
+    whose unit depends on what was divided, is the declared exception)."""
+    from nutrimeta.plausibility import REFERENCE_INTERVALS
+    from nutrimeta.schema import OUTCOMES
+
+    assert set(OUTCOMES) - set(REFERENCE_INTERVALS) == {"t3_t4_ratio"}
+    for outcome, ri in REFERENCE_INTERVALS.items():
+        assert ri.unit == OUTCOMES[outcome]["unit"], outcome
+        assert 0 <= ri.low < ri.high <= ri.ceiling and ri.source, outcome
+
+
+def test_shipped_data_levels_are_plausible() -> None:
+    """The reference intervals are not so narrow that the shipped trials look implausible."""
+    ev = load_evidence(Path(__file__).parents[1] / "data")
+    assert not [p for p in ev.problems if "plausible" in p.message]
