@@ -225,3 +225,16 @@ def test_project_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(main, ["--project", str(tmp_path), "validate"])
     assert bad.exit_code == 1 and "not a nutrimeta project" in bad.output
+
+
+def test_non_finite_yaml_number_is_refused_not_dropped(tmp_path: Path) -> None:
+    """YAML's .inf/.nan are refused with a located error instead of becoming an empty cell."""
+    folder = _project(tmp_path)
+    before = _state(folder / "data")
+    text = RECORD.read_text(encoding="utf-8").replace('    sd: "4.0"\n', "    sd: .inf\n", 1)
+    (folder / "inf.yaml").write_text(text, encoding="utf-8")
+    out = add_record(load_record(folder / "inf.yaml"), folder / "data")
+    assert not out.ok
+    assert any(p.file == "inf.yaml" and p.column == "sd" and "not a finite number: 'inf'"
+               in p.message for p in out.errors), out.describe()
+    assert _state(folder / "data") == before

@@ -108,7 +108,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+        return repr(value)  # also inf and nan: the validator rejects them, located
     return str(value).strip()
 
 
