@@ -154,6 +154,10 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
         note = recover(data_dir) if data_dir.is_dir() else None
         rec = load_record(record) if record is not None else prompt_record(base)
     except (ValueError, UnicodeDecodeError, TransactionError) as exc:
+        if isinstance(exc, UnicodeDecodeError):  # a CSV-pair record folder
+            exc = ValueError(f"{record}: a file is not UTF-8 text (byte 0x"
+                             f"{exc.object[exc.start:exc.start + 1].hex().upper()} at offset "
+                             f"{exc.start}); save it as UTF-8")
         click.echo(f"error: {exc}\nnothing was written.", err=True)
         sys.exit(1)
     if note:
