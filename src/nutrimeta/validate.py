@@ -199,10 +199,12 @@ def _delimiter_problem(header: list[str], first_line: str, table: Table,
     known = set(table.column_names)
     if any(h.strip() in known for h in header):
         return None
-    for delimiter, name in ((";", "semicolons"), ("\t", "tabs")):
+    for delimiter, name, origin in (
+            (";", "semicolons", "as Excel writes where the decimal separator is a comma"),
+            ("\t", "tabs", "as Excel's 'Text (Tab delimited)' or a copied sheet gives")):
         if sum(part.strip().strip('"') in known for part in first_line.split(delimiter)) >= 2:
-            return Problem(label, 1, None, f"the file is separated by {name}, not commas (as "
-                           f"Excel writes where the decimal separator is a comma): {_EXCEL_HINT}")
+            return Problem(label, 1, None, f"the file is separated by {name}, not commas "
+                           f"({origin}): {_EXCEL_HINT}")
     return Problem(label, 1, None, "the header row names none of the columns of the data "
                    f"dictionary (expected {', '.join(table.column_names[:3])}, ...): is this "
                    "the right file?")
@@ -460,12 +462,20 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
                               if (p.file, p.column) not in absent
                               and (p.file, p.row, p.column) not in flagged]
     for name, labels in unreadable.items():
-        evidence.problems.append(Problem(", ".join(labels), None, None, (
-            f"checks that look rows up in the {name} table (unknown keys, citations, studies "
-            "without results) were skipped because this file could not be read whole"),
-            "warning"))
+        if name in _DEPENDENT_CHECKS:
+            evidence.problems.append(Problem(", ".join(labels), None, None, (
+                f"checks that look rows up in this file ({_DEPENDENT_CHECKS[name]}) were "
+                "skipped because it could not be read whole"), "warning"))
     evidence.problems += cross_checks(evidence)
     return evidence
+
+
+#: Cross-table checks skipped when a file of the table could not be read whole.
+_DEPENDENT_CHECKS = {
+    "studies": "unknown study_id, overlap_with, included studies without results",
+    "results": "included studies without results",
+    "references": "citation keys not in references.bib",
+}
 
 
 def _finish_interrupted_add(data_dir: Path) -> list[Problem]:
