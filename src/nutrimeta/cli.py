@@ -4,29 +4,52 @@ importable function, so everything the CLI does can be scripted from Python too.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from nutrimeta import __version__
 
-DATA_OPT = click.option("--data", "data_dir", default="data", show_default=True,
+
+def _in_project(name: str) -> Callable[[], Path]:
+    """Default for a path option: ``name`` inside the project found from the working folder."""
+
+    def default() -> Path:
+        from nutrimeta.project import NoProjectError, project_path
+
+        try:
+            return project_path(name, click.get_current_context().find_root().params.get(
+                "project"))
+        except NoProjectError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return default
+
+
+DATA_OPT = click.option("--data", "data_dir", default=_in_project("data"), show_default="data",
                         type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of curated evidence.")
-SPECS_OPT = click.option("--analyses", "analyses_dir", default="analyses", show_default=True,
+SPECS_OPT = click.option("--analyses", "analyses_dir", default=_in_project("analyses"),
+                         show_default="analyses",
                          type=click.Path(file_okay=False, path_type=Path),
                          help="Folder of analysis specs (*.toml).")
-BUILD_OPT = click.option("--build", "build_dir", default="build", show_default=True,
+BUILD_OPT = click.option("--build", "build_dir", default=_in_project("build"),
+                         show_default="build",
                          type=click.Path(file_okay=False, path_type=Path),
                          help="Folder for intermediate results (effects, fits, bundles).")
-REPORTS_OPT = click.option("--reports", "reports_dir", default="reports", show_default=True,
+REPORTS_OPT = click.option("--reports", "reports_dir", default=_in_project("reports"),
+                           show_default="reports",
                            type=click.Path(file_okay=False, path_type=Path),
                            help="Folder the reports are written to.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nutrimeta")
-def main() -> None:
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder (default: found upwards from the working folder); the "
+              "default paths of every command are taken inside it.")
+def main(project: Path | None) -> None:
     """nutrimeta: Bayesian evidence synthesis of micronutrient supplementation and hormones."""
 
 
@@ -123,10 +146,22 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
     appended (no other byte of the data changes); on any error nothing is written.
     """
     from nutrimeta.living import add_record, load_record, prompt_record
+    from nutrimeta.transaction import TransactionError, recover
 
     if (record is None) == (base is None):
         raise click.UsageError("give a RECORD file, or --interactive EVIDENCE_BASE")
-    rec = load_record(record) if record is not None else prompt_record(base)
+    try:
+        note = recover(data_dir) if data_dir.is_dir() else None
+        rec = load_record(record) if record is not None else prompt_record(base)
+    except (ValueError, UnicodeDecodeError, TransactionError) as exc:
+        if isinstance(exc, UnicodeDecodeError):  # a CSV-pair record folder
+            exc = ValueError(f"{record}: a file is not UTF-8 text (byte 0x"
+                             f"{exc.object[exc.start:exc.start + 1].hex().upper()} at offset "
+                             f"{exc.start}); save it as UTF-8")
+        click.echo(f"error: {exc}\nnothing was written.", err=True)
+        sys.exit(1)
+    if note:
+        click.echo(f"note: {note}")
     outcome = add_record(rec, data_dir, dry_run=dry_run, analyses_dir=analyses_dir)
     click.echo(outcome.describe())
     sys.exit(0 if outcome.ok else 1)
@@ -134,7 +169,8 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
 
 @main.command()
 @BUILD_OPT
-@click.option("--releases", "releases_dir", default="releases", show_default=True,
+@click.option("--releases", "releases_dir", default=_in_project("releases"),
+              show_default="releases",
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder of saved releases (releases/<data-version>/<base>/results.json).")
 def changes(build_dir: Path, releases_dir: Path) -> None:

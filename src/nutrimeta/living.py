@@ -8,7 +8,8 @@ Three parts, each usable from the command line and from the report stage:
   data folder and running the validator (:func:`nutrimeta.validate.load_evidence`) there, plus
   the checks only an addition needs (duplicate ``study_id``, a PMID or DOI already recorded, a
   possibly overlapping cohort). Only then are the new rows *appended*: every existing byte of
-  every file stays as it was, and each file is replaced atomically.
+  every file stays as it was, and the changed files are switched all together or not at all
+  (:mod:`nutrimeta.transaction`).
 * **What changed** (:func:`compare_bundles`, :func:`changes_markdown`,
   :func:`changes_since_release`): compare a results bundle with the one saved at the previous
   release (``releases/<data-version>/<base>/results.json``), reporting only changes larger
@@ -36,9 +37,10 @@ import pandas as pd
 import yaml
 from scipy import special
 
-from nutrimeta.io_utils import atomic_write_bytes
 from nutrimeta.models.exact import ExactPosterior, exact_posterior
 from nutrimeta.schema import EVIDENCE_BASES, OUTCOMES, RESULTS, STUDIES, Column, Table
+from nutrimeta.strict_yaml import read_document
+from nutrimeta.transaction import TransactionError, commit_files
 from nutrimeta.validate import Evidence, Problem, ProblemsMixin, load_evidence
 
 __all__ = [
@@ -106,7 +108,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+        return repr(value)  # also inf and nan: the validator rejects them, located
     return str(value).strip()
 
 
@@ -140,12 +142,7 @@ def load_record(path: Path | str) -> NewRecord:
     path = Path(path)
     if path.is_dir():
         return _load_csv_pair(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path.name}: not valid YAML: {exc}") from exc
+    node, data = read_document(path)
     if not isinstance(data, dict) or not isinstance(data.get("study"), dict):
         raise ValueError(f"{path.name}: expected a mapping with a 'study' mapping")
     results = data.get("results") or []
@@ -513,7 +510,8 @@ def add_record(record: NewRecord, data_dir: Path | str, *, dry_run: bool = False
 
     On success the new rows are appended to ``data/<base>/studies.csv`` and ``results.csv``
     (and the BibTeX to ``references.bib``): the old bytes of each file are an exact prefix of
-    the new ones, and each file is replaced atomically. If a file changed on disk while the
+    the new ones, and the files are switched all or nothing (:func:`nutrimeta.transaction.
+    commit_files`, safe against a kill). If a file changed on disk while the
     record was being checked, nothing is written.
 
     Parameters
@@ -608,25 +606,12 @@ def add_record(record: NewRecord, data_dir: Path | str, *, dry_run: bool = False
                 str(changed[0]), None, None, "the file changed while the record was being "
                 "checked; nothing was written (run the command again)"))
             return outcome
-        outcome.written = _write_all(targets, snapshot)
+        try:  # all files or none, even if the process is killed (nutrimeta.transaction)
+            outcome.written = commit_files(data_dir, targets, expected=snapshot)
+        except TransactionError as exc:
+            outcome.ok = False
+            outcome.problems.append(Problem(str(data_dir), None, None, str(exc)))
     return outcome
-
-
-def _write_all(targets: dict[Path, bytes], snapshot: dict[Path, bytes]) -> list[Path]:
-    """Replace each file atomically; if one fails, restore the ones already replaced."""
-    done: list[Path] = []
-    try:
-        for path, data in targets.items():
-            atomic_write_bytes(path, data)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            if path in snapshot:
-                atomic_write_bytes(path, snapshot[path])
-            else:
-                path.unlink(missing_ok=True)
-        raise
-    return done
 
 
 # ==============================================================================================

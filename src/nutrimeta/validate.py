@@ -10,7 +10,9 @@ header is line 1) and the column.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -74,6 +76,9 @@ class Evidence(ProblemsMixin):
     syntheses: pd.DataFrame
     references: dict[str, dict[str, str]]
     problems: list[Problem] = field(default_factory=list)
+    #: Tables ("studies", "results", "syntheses", "references") of which some file could not
+    #: be read whole; checks that look rows up in them are skipped.
+    unreadable: set[str] = field(default_factory=set)
 
 
 class ValidationError(Exception):
@@ -89,6 +94,21 @@ class ValidationError(Exception):
 # Reading
 # ----------------------------------------------------------------------------------------------
 
+#: Largest magnitude accepted in any numeric cell: no count, level, dose or spread recorded
+#: here comes near it, so a larger number is a typo, an overflow or a unit slip.
+LARGEST_NUMBER = 1e9
+#: A p-value recorded as an upper bound ('<') is a significance threshold; larger bounds
+#: ('p < 0.95') say nothing usable and are rejected.
+LARGEST_P_THRESHOLD = 0.10
+#: Cell texts that stand for "not available"; the schema wants an empty cell instead.
+MISSING_MARKERS = frozenset({"na", "n/a", "nan", "nr", "n.r.", "nd", "n.d.", "none", "null",
+                             "-", "--", "\u2013", "\u2014", "?", ".", "ns", "n.s."})
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+_EXCEL_HINT = ("save it as 'CSV UTF-8 (Comma delimited)' with '.' as the decimal separator "
+               "(in Excel set File > Options > Advanced > 'Use system separators' off, "
+               "decimal '.', thousands none), or convert it with LibreOffice/csvkit")
+
+
 def _relative(path: Path, data_dir: Path) -> str:
     try:
         return str(Path(data_dir.name) / path.relative_to(data_dir))
@@ -96,45 +116,199 @@ def _relative(path: Path, data_dir: Path) -> str:
         return path.name
 
 
-def read_table(path: Path, table: Table, label: str) -> tuple[pd.DataFrame, list[Problem]]:
-    """Read one curated CSV as text, then type it column by column, reporting bad cells."""
-    problems: list[Problem] = []
+def _empty_frame(table: Table) -> pd.DataFrame:
+    empty = pd.DataFrame({c.name: pd.Series(dtype=_dtype(c)) for c in table.columns})
+    empty["_file"] = pd.Series(dtype="string")
+    empty["_row"] = pd.Series(dtype="int64")
+    return empty
+
+
+def _decode(data: bytes, label: str, *, table: bool = True
+            ) -> tuple[str | None, Problem | None]:
+    """UTF-8 text of a file (a leading byte-order mark dropped), or one located problem.
+
+    For a CSV table (``table``) the problem names the column the bad byte falls in.
+    """
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                          encoding="utf-8")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        return pd.DataFrame(columns=table.column_names), [Problem(label, None, None,
-                                                                  f"cannot be parsed: {exc}")]
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        prefix = data[start:exc.start].decode("utf-8", errors="replace")
+        column = None
+        if table and line > 1:
+            header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip("\r")
+            names = next(csv.reader([header]), [])
+            index = len(next(csv.reader([prefix]), [""])) - 1 if prefix else 0
+            column = names[index] if index < len(names) else None
+        byte = data[exc.start:exc.start + 1]
+        return None, Problem(label, line, column, (
+            f"not UTF-8 text: byte 0x{byte.hex().upper()} at character {len(prefix) + 1} of "
+            f"the line (in Windows-1252/latin-1 it would be {byte.decode('cp1252', 'replace')!r});"
+            f" save the file as UTF-8{' (CSV UTF-8 in Excel)' if table else ''}; nothing else "
+            "in this file was checked"))
+
+
+def _split_rows(text: str, label: str, width: int, padded: int = 0
+                ) -> tuple[list[list[str]], list[int], list[Problem], bool]:
+    """Data rows of a comma-separated text (blank lines skipped) with their first line numbers.
+
+    A row with more or fewer fields than the header is reported and left out: its values
+    would sit in the wrong columns (a trailing comma cannot be told from a stray comma before
+    an empty last field). When the header itself ends in ``padded`` empty names (trailing
+    commas, reported once by the caller), rows padded the same way are trimmed silently. The
+    flag says whether any row was left out.
+    """
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[Problem] = []
+    dropped = False
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    next(reader)
+    last = reader.line_num
+    try:
+        for fields in reader:
+            first, last = last + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            n = len(fields)
+            if n > width and n <= padded and not any(f.strip() for f in fields[width:]):
+                fields = fields[:width]  # the header's trailing commas, repeated on the row
+                n = width
+            if n != width:
+                hint = ("remove the trailing comma at the end of the row (or a stray comma "
+                        "inside it)" if n > width and not any(f.strip() for f in fields[width:])
+                        else "a missing or stray comma (or an unquoted comma inside a value) "
+                        "shifts the columns; quote values that contain commas")
+                problems.append(Problem(label, first, None, (
+                    f"{n} fields but the header has {width}: {hint}; the row was not "
+                    "checked further")))
+                dropped = True
+                continue
+            rows.append(fields)
+            lines.append(first)
+    except csv.Error as exc:
+        problems.append(Problem(label, reader.line_num, None, f"cannot be parsed as CSV: {exc}"))
+        dropped = True
+    return rows, lines, problems, dropped
+
+
+def _delimiter_problem(header: list[str], first_line: str, table: Table,
+                       label: str) -> Problem | None:
+    """One problem when the header is not a comma-separated list of known column names."""
+    known = set(table.column_names)
+    if any(h.strip() in known for h in header):
+        return None
+    for delimiter, name, origin in (
+            (";", "semicolons", "as Excel writes where the decimal separator is a comma"),
+            ("\t", "tabs", "as Excel's 'Text (Tab delimited)' or a copied sheet gives")):
+        if sum(part.strip().strip('"') in known for part in first_line.split(delimiter)) >= 2:
+            return Problem(label, 1, None, f"the file is separated by {name}, not commas "
+                           f"({origin}): {_EXCEL_HINT}")
+    return Problem(label, 1, None, "the header row names none of the columns of the data "
+                   f"dictionary (expected {', '.join(table.column_names[:3])}, ...): is this "
+                   "the right file?")
+
+
+def _number_problem(text: str) -> str:
+    if text.lower() in MISSING_MARKERS:
+        return (f"not a number: {text!r} (leave the cell empty when a value is not reported, "
+                "and say why in the notes)")
+    if _DECIMAL_COMMA.match(text):
+        return (f"not a number: {text!r} (a decimal comma or a thousands separator? write "
+                "numbers with '.' as the decimal point and no thousands separator)")
+    return f"not a number: {text!r}"
+
+
+def read_table(path: Path, table: Table, label: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read one curated CSV as text, then type it column by column, reporting bad cells.
+
+    A file that cannot be read as a whole (not UTF-8, empty, not comma-separated, no known
+    column) gives one problem and an empty frame with ``attrs["unreadable"]`` set, so that
+    cross-table checks depending on it are skipped rather than reported row by row; the
+    same flag is set when rows had to be left out.
+    """
+    data = path.read_bytes()
+    text, problem = _decode(data, label)
+    if problem is None and not text.strip():
+        problem = Problem(label, None, None, "the file is empty (no header row); restore it "
+                          "from version control, or write at least the header row of the data "
+                          "dictionary")
+    header: list[str] = []
+    if problem is None:
+        first_line = text.splitlines()[0]
+        header = [h.strip() for h in next(csv.reader([first_line]))]
+        problem = _delimiter_problem(header, first_line, table, label)
+    if problem is not None:
+        empty = _empty_frame(table)
+        empty.attrs["unreadable"] = True
+        return empty, [problem]
+    problems: list[Problem] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        problems.append(Problem(label, 1, None, "the file starts with a byte-order mark (as "
+                                "Excel's 'CSV UTF-8' writes); it was read correctly, but save it "
+                                "without one so that `nutrimeta add` can append to it",
+                                "warning"))
+    padded = len(header)
+    while header and header[-1] == "":
+        header.pop()
+    if len(header) < padded:
+        problems.append(Problem(label, 1, None, "the header row ends with a comma (an empty "
+                                "column name); remove the trailing comma from the header and "
+                                "from every row"))
+    rows, lines, found, dropped = _split_rows(text, label, len(header), padded)
+    problems += found
+    raw = pd.DataFrame([[f if f != "" else None for f in r] for r in rows],
+                       columns=header, dtype="string") if rows else \
+        pd.DataFrame({h: pd.Series(dtype="string") for h in header})
+    raw.index = pd.RangeIndex(len(raw))
     missing = [c for c in table.column_names if c not in raw.columns]
     unknown = [c for c in raw.columns if c not in table.column_names]
     for c in missing:
         problems.append(Problem(label, 1, c, "required column is missing from the header"))
     for c in unknown:
         problems.append(Problem(label, 1, c, "unknown column (not in the data dictionary)"))
+    row_of = pd.Series(lines, index=raw.index, dtype="int64")
     typed = pd.DataFrame(index=raw.index)
     for col in table.columns:
         if col.name not in raw.columns:
             typed[col.name] = pd.Series(np.nan if col.type in ("number", "integer") else None,
                                         index=raw.index, dtype=_dtype(col))
             continue
-        text = raw[col.name].str.strip()
+        cells = raw[col.name]
+        if isinstance(cells, pd.DataFrame):  # a column named twice in the header
+            problems.append(Problem(label, 1, col.name, "column appears more than once in "
+                                    "the header"))
+            cells = cells.iloc[:, 0]
+        text_col = cells.str.strip()
         if col.type in ("number", "integer"):
-            values = pd.to_numeric(text, errors="coerce")
-            bad = text.notna() & values.isna()
-            for idx in raw.index[bad]:
-                problems.append(Problem(label, int(idx) + 2, col.name,
-                                        f"not a number: {text[idx]!r}"))
+            values = pd.to_numeric(text_col, errors="coerce").astype("float64")
+            for idx in raw.index[text_col.notna() & values.isna()]:
+                problems.append(Problem(label, int(row_of[idx]), col.name,
+                                        _number_problem(str(text_col[idx]))))
+            infinite = values.notna() & ~np.isfinite(values)
+            for idx in raw.index[infinite]:
+                problems.append(Problem(label, int(row_of[idx]), col.name,
+                                        f"not a finite number: {text_col[idx]!r}"))
+            huge = np.isfinite(values) & (values.abs() > LARGEST_NUMBER)
+            for idx in raw.index[huge]:
+                problems.append(Problem(label, int(row_of[idx]), col.name, (
+                    f"implausibly large number {text_col[idx]!r} (larger in magnitude than "
+                    f"{LARGEST_NUMBER:g}): a typo, an overflow or a unit slip")))
+            values = values.where(~(infinite | huge))
             if col.type == "integer":
                 frac = values.notna() & (values != values.round())
                 for idx in raw.index[frac]:
-                    problems.append(Problem(label, int(idx) + 2, col.name,
-                                            f"not a whole number: {text[idx]!r}"))
+                    problems.append(Problem(label, int(row_of[idx]), col.name,
+                                            f"not a whole number: {text_col[idx]!r}"))
                 values = values.where(~frac)
-            typed[col.name] = values.astype("float64")
+            typed[col.name] = values
         else:
-            typed[col.name] = text.astype("string")
+            typed[col.name] = text_col.astype("string")
     typed["_file"] = label
-    typed["_row"] = raw.index + 2
+    typed["_row"] = row_of
+    if dropped:
+        typed.attrs["unreadable"] = True
     return typed, problems
 
 
@@ -199,8 +373,11 @@ def _rule_text(col: Column, check: str) -> str:
 
 def read_bib(path: Path, label: str) -> tuple[dict[str, dict[str, str]], list[Problem]]:
     """Parse one BibTeX file; report unparsable blocks."""
+    text, problem = _decode(path.read_bytes(), label, table=False)
+    if problem is not None:
+        return {}, [problem]
     problems: list[Problem] = []
-    library = bibtexparser.parse_string(path.read_text(encoding="utf-8"))
+    library = bibtexparser.parse_string(text)
     entries: dict[str, dict[str, str]] = {}
     for block in library.failed_blocks:
         line = getattr(block, "start_line", None)
@@ -224,6 +401,12 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     problems: list[Problem] = []
     references: dict[str, dict[str, str]] = {}
+    unreadable: dict[str, list[str]] = {}
+    if not data_dir.is_dir():
+        problems.append(Problem(str(data_dir), None, None, "data folder does not exist"))
+        return Evidence(data_dir, *(_empty_frame(TABLES[n]).assign(_base=pd.Series(
+            dtype="string")) for n in ("studies", "results", "syntheses")), {}, problems)
+    problems += _finish_interrupted_add(data_dir)
     bases = sorted(p for p in data_dir.iterdir() if p.is_dir() and (p / "studies.csv").exists())
     for base_dir in bases:
         if base_dir.name not in EVIDENCE_BASES:
@@ -238,6 +421,8 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
                 problems.append(Problem(label, None, None, "file is missing"))
                 continue
             df, found = read_table(path, table, label)
+            if df.attrs.get("unreadable"):
+                unreadable.setdefault(name, []).append(label)
             df["_base"] = base_dir.name
             frames[name].append(df)
             problems += found
@@ -245,6 +430,8 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
         label = _relative(bib, data_dir)
         if bib.exists():
             entries, found = read_bib(bib, label)
+            if any(p.message.startswith("not UTF-8") for p in found):
+                unreadable.setdefault("references", []).append(label)
             problems += found
             for key, entry in entries.items():
                 if key in references:
@@ -266,14 +453,40 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
         return pd.concat(frames[name], ignore_index=True)
 
     evidence = Evidence(data_dir, concat("studies"), concat("results"), concat("syntheses"),
-                        references, problems)
+                        references, problems, set(unreadable))
     absent = {(p.file, p.column) for p in problems if p.row == 1 and "missing from the header"
               in p.message}
+    flagged = {(p.file, p.row, p.column) for p in problems}
     for name, table in TABLES.items():
         evidence.problems += [p for p in check_columns(getattr(evidence, name), table)
-                              if (p.file, p.column) not in absent]
+                              if (p.file, p.column) not in absent
+                              and (p.file, p.row, p.column) not in flagged]
+    for name, labels in unreadable.items():
+        if name in _DEPENDENT_CHECKS:
+            evidence.problems.append(Problem(", ".join(labels), None, None, (
+                f"checks that look rows up in this file ({_DEPENDENT_CHECKS[name]}) were "
+                "skipped because it could not be read whole"), "warning"))
     evidence.problems += cross_checks(evidence)
     return evidence
+
+
+#: Cross-table checks skipped when a file of the table could not be read whole.
+_DEPENDENT_CHECKS = {
+    "studies": "unknown study_id, overlap_with, included studies without results",
+    "results": "included studies without results",
+    "references": "citation keys not in references.bib",
+}
+
+
+def _finish_interrupted_add(data_dir: Path) -> list[Problem]:
+    """Complete or undo an addition that was interrupted (see :mod:`nutrimeta.transaction`)."""
+    from nutrimeta.transaction import TransactionError, recover
+
+    try:
+        note = recover(data_dir)
+    except TransactionError as exc:
+        return [Problem(str(data_dir), None, None, str(exc))]
+    return [] if note is None else [Problem(str(data_dir), None, None, note, "warning")]
 
 
 def require_valid(evidence: Evidence) -> Evidence:
@@ -310,15 +523,18 @@ def cross_checks(ev: Evidence) -> list[Problem]:
         if _present(row["evidence_base"]) and row["evidence_base"] != row["_base"]:
             out.append(_at(row, "evidence_base", f"{row['evidence_base']!r} does not match the "
                            f"folder {row['_base']!r}"))
-        if _present(row["citation_key"]) and row["citation_key"] not in ev.references:
+        if _present(row["citation_key"]) and row["citation_key"] not in ev.references \
+                and "references" not in ev.unreadable:
             out.append(_at(row, "citation_key", f"{row['citation_key']!r} is not in any "
                            "references.bib"))
-        if row["inclusion_status"] in ("not_poolable", "separate", "excluded") and not _present(
+        if _present(row["inclusion_status"]) and row["inclusion_status"] in (
+                "not_poolable", "separate", "excluded") and not _present(
                 row["inclusion_reason"]):
             out.append(_at(row, "inclusion_reason",
                            f"a reason is required when inclusion_status is "
                            f"{row['inclusion_status']!r}"))
-        if _present(row["overlap_with"]) and row["overlap_with"] not in known:
+        if _present(row["overlap_with"]) and row["overlap_with"] not in known \
+                and "studies" not in ev.unreadable:
             out.append(_at(row, "overlap_with", f"unknown study_id {row['overlap_with']!r}"))
         if _present(row["baseline_status_value"]):
             unit = row["baseline_status_unit"]
@@ -356,6 +572,8 @@ def cross_checks(ev: Evidence) -> list[Problem]:
     for _, row in results.iterrows():
         sid = row["study_id"]
         if _present(sid) and sid not in known:
+            if "studies" in ev.unreadable:
+                continue
             out.append(_at(row, "study_id", f"unknown study_id {sid!r} (not in any "
                            "studies.csv)"))
             continue
@@ -366,11 +584,16 @@ def cross_checks(ev: Evidence) -> list[Problem]:
             out.append(_at(row, "outcome", f"outcome {row['outcome']!r} does not belong to "
                                f"the evidence base {study.evidence_base!r}", "warning"))
         out += _check_numbers(row, units)
+        out += _check_plausible(row, units)
     out += _check_pairing(results, study_by_id)
+
+    if not {"studies", "results"} & ev.unreadable:
+        out += _check_studies_have_results(studies, results)
 
     # syntheses -----------------------------------------------------------------------------
     for _, row in syntheses.iterrows():
-        if _present(row["citation_key"]) and row["citation_key"] not in ev.references:
+        if _present(row["citation_key"]) and row["citation_key"] not in ev.references \
+                and "references" not in ev.unreadable:
             out.append(_at(row, "citation_key", f"{row['citation_key']!r} is not in any "
                            "references.bib"))
         lo, est, hi = row["ci_lower"], row["estimate"], row["ci_upper"]
@@ -417,13 +640,111 @@ def _check_numbers(row: pd.Series, units) -> list[Problem]:
             and sd > 3 * mean:
         out.append(_at(row, "sd", f"SD {sd} is more than 3 times the mean {mean}: implausible "
                        "for a level (a variance, an SE mislabel or a typo?)", "warning"))
-    if _present(sd) and sd == 0 and _present(g("n")) and g("n") > 1:
-        out.append(_at(row, "sd", "SD of 0 with n > 1", "warning"))
+    for col, what in (("sd", "SD"), ("se", "SE")):
+        if _present(g(col)) and g(col) == 0:
+            out.append(_at(row, col, f"{what} of 0: a spread of zero cannot be pooled (it would "
+                           "give the row infinite weight); leave the cell empty if it was not "
+                           "reported, or check the digits"))
+    for col in ("mean", "geometric_mean"):
+        v, lo, hi = g(col), g("min"), g("max")
+        if _present(v) and ((_present(lo) and v < lo) or (_present(hi) and v > hi)):
+            out.append(_at(row, col, f"{col} ({v}) lies outside its own range [min, max] = "
+                           f"[{lo if _present(lo) else ''}, {hi if _present(hi) else ''}]"))
+    if _present(g("timepoint")) and _present(g("value_type")) and g("timepoint") == "baseline" \
+            and g("value_type") in ("change", "percent_change", "difference"):
+        out.append(_at(row, "value_type", f"a baseline row cannot hold a {g('value_type')!r}: "
+                       "changes and differences are measured at follow-up (set timepoint to "
+                       "follow_up and give its week)"))
+    p, qualifier = g("p_value"), g("p_value_qualifier")
+    if _present(qualifier) and qualifier == "<" and _present(p) and p > LARGEST_P_THRESHOLD:
+        out.append(_at(row, "p_value", f"'p < {p}' cannot be a significance threshold (an upper "
+                       f"bound must be at most {LARGEST_P_THRESHOLD}); if the report prints it, "
+                       "leave p_value empty, keep the text in extraction_notes and record "
+                       "direction"))
     for col in ("source_id",):
         v = g(col)
         if _present(v) and not SOURCE_ID.match(str(v)):
             out.append(_at(row, col, f"{v!r} is not a PMID (digits), a DOI (10.x/...), a PMCID "
                            "(PMC digits) or, for a source with none of these, url:<address>"))
+    return out
+
+
+def _check_plausible(row: pd.Series, units) -> list[Problem]:
+    """Unit plausibility of a level or a change (see :mod:`nutrimeta.plausibility`)."""
+    from nutrimeta import plausibility
+
+    outcome, unit, value_type = row.get("outcome"), row.get("unit"), row.get("value_type")
+    if not (_present(outcome) and _present(unit) and _present(value_type)) \
+            or outcome not in OUTCOMES or value_type == "percent_change":
+        return []
+    target = OUTCOMES[outcome]["unit"]
+    try:
+        factor = units.conversion_factor(unit, target, outcome)
+    except units.UnitConversionError:
+        return []  # reported by _check_numbers
+    out: list[Problem] = []
+    for col in ("mean", "median", "geometric_mean"):
+        v = row.get(col)
+        if not _present(v):
+            continue
+        if value_type == "value":
+            verdict = plausibility.check_level(outcome, v * factor)
+        else:
+            verdict = plausibility.check_change(outcome, v * factor)
+        if verdict.severity is not None:
+            out.append(_at(row, col, f"{col} {v} {unit}: {verdict.message}", verdict.severity))
+    return out
+
+
+#: Words with which a study's reason or notes explain why it has no result rows.
+_NO_RESULTS_EXPLAINED = re.compile(
+    r"\b(no|not|without|only|none)\b[^.;]{0,120}\b(numbers?|results?|values?|rows?|data|"
+    r"read|printed|reported|found|entered|recorded)\b|"
+    r"\b(numbers?|results?|values?)\b[^.;]{0,60}\b(no|not|only|none)\b|"
+    r"truncated|stops before|protocol|duplicate|preliminary", re.IGNORECASE)
+
+
+def _check_studies_have_results(studies: pd.DataFrame, results: pd.DataFrame
+                                ) -> list[Problem]:
+    """An included study needs result rows; a study left without them should say why.
+
+    A results.csv with a header but no rows (all rows lost) is one error for the file, not
+    one per study.
+    """
+    out: list[Problem] = []
+    with_rows = set(results["study_id"].dropna())
+    empty_files = {base for base in studies["_base"].dropna().unique()
+                   if not (results["_base"] == base).any()}
+    for base in sorted(empty_files):
+        included = studies[(studies["_base"] == base)
+                           & (studies["inclusion_status"] == "included")]
+        if len(included):
+            label = str(included["_file"].iloc[0]).replace("studies.csv", "results.csv")
+            out.append(Problem(label, None, None, (
+                f"no result rows (a header only), but {len(included)} included "
+                f"stud{'y' if len(included) == 1 else 'ies'} in studies.csv need them; "
+                "restore the rows from version control")))
+    unexplained: list[str] = []
+    for _, row in studies.iterrows():
+        sid = row["study_id"]
+        if not _present(sid) or sid in with_rows or row["_base"] in empty_files:
+            continue
+        status = row["inclusion_status"]
+        if not _present(status):
+            continue
+        if status == "included":
+            out.append(_at(row, "inclusion_status", f"study {sid!r} is 'included' but has no "
+                           "rows in results.csv: add its results, or set inclusion_status "
+                           "to not_poolable/separate/excluded with a reason"))
+        elif status in ("not_poolable", "separate"):
+            said = " ".join(str(row[c]) for c in ("inclusion_reason", "notes")
+                            if _present(row[c]))
+            if not _NO_RESULTS_EXPLAINED.search(said):
+                unexplained.append(f"{sid} ({row['_file']} row {int(row['_row'])})")
+    if unexplained:
+        out.append(Problem("studies.csv", None, "inclusion_reason", (
+            "studies without result rows whose reason or notes do not say why there are none: "
+            + ", ".join(unexplained)), "warning"))
     return out
 
 
@@ -441,7 +762,7 @@ def _check_pairing(results: pd.DataFrame, study_by_id: dict) -> list[Problem]:
         study = study_by_id.get(row["study_id"])
         if study is None or study.design not in controlled:
             continue
-        if study.inclusion_status != "included":
+        if not _present(study.inclusion_status) or study.inclusion_status != "included":
             continue
         if "control" not in arms_by_key[row["_k"]]:
             out.append(_at(row, "arm", "intervention row has no control row with the same "
