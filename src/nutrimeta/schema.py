@@ -174,8 +174,9 @@ STUDIES = Table(
         Column("doi", "string", "DOI without the resolver prefix, e.g. 10.1016/...",
                pattern=r"^10\.\S+/\S+$"),
         Column("first_author", "string", "Surname of the first author.", required=True),
-        Column("year", "integer", "Year of publication.", required=True, minimum=1900,
-               maximum=2100),
+        Column("year", "integer", "Year of publication; empty only when no page read shows it "
+               "(the study_id then follows the placeholder-key rule in data/CURATION.md).",
+               minimum=1900, maximum=2100),
         Column("country", "string", "Country (or countries) where the trial ran."),
         Column("design", "string", "Study design.", required=True, enum=DESIGNS),
         Column("blinding", "string", "Blinding as reported.",
