@@ -198,7 +198,7 @@ def _pair_findings(ri: Mapping[str, Any], rc: Mapping[str, Any], prow: Mapping[s
     if not (0 < p < 1) or diff == 0:
         return out
     ratios = {}
-    for rd, (p_r, se_r, df_r) in res.items():
+    for rd, (_, se_r, df_r) in res.items():
         ratios[rd] = se_implied_by_p(diff, p, df_r) / se_r if se_r > 0 else math.nan
     nums = dict(base)
     for rd, (p_r, se_r, _) in res.items():

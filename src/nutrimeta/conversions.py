@@ -31,7 +31,6 @@ References
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +44,11 @@ __all__ = [
     "change_sd",
     "correlation_from_change_sd",
     "geometric_to_log_scale",
-    "ratio_of_geometric_means",
     "hedges_correction",
     "mean_difference",
     "mean_sd_from_median",
     "pooled_sd",
+    "ratio_of_geometric_means",
     "ratio_of_means",
     "sd_from_se",
     "se_from_ci",

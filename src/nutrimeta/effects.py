@@ -710,14 +710,16 @@ def apply_spread_reading(results: pd.DataFrame) -> pd.DataFrame:
     """
     if "spread_reading" not in results.columns:
         return results
+    reading = results["spread_reading"].fillna("").astype(str).str.strip()
+    if not reading.isin(("sd", "se")).any():
+        return results
     out = results.copy()
-    reading = out["spread_reading"].fillna("").astype(str).str.strip()
-    to_se = (reading == "se") & out["sd"].notna()
-    out.loc[to_se & out["se"].isna(), "se"] = out.loc[to_se & out["se"].isna(), "sd"]
-    out.loc[to_se, "sd"] = float("nan")
-    to_sd = (reading == "sd") & out["sd"].isna() & out["se"].notna()
-    out.loc[to_sd, "sd"] = out.loc[to_sd, "se"]
-    out.loc[to_sd, "se"] = float("nan")
+    sd = pd.to_numeric(out["sd"], errors="coerce")
+    se = pd.to_numeric(out["se"], errors="coerce")
+    to_se = (reading == "se") & sd.notna()
+    to_sd = (reading == "sd") & sd.isna() & se.notna()
+    out["se"] = se.mask(to_se & se.isna(), sd).mask(to_sd, float("nan"))
+    out["sd"] = sd.mask(to_se, float("nan")).mask(to_sd, se)
     return out
 
 

@@ -237,7 +237,9 @@ STUDIES = Table(
         Column("inclusion_status", "string", "Inclusion decision.", required=True,
                enum=INCLUSION_STATUSES),
         Column("reason_code", "string", "Why the record is not pooled or not used: one code "
-               "from the controlled vocabulary (REASON_CODES; empty when included).",
+               "of the controlled vocabulary, empty when included (free-text detail in "
+               "inclusion_reason). Codes: "
+               + "; ".join(f"{k} = {v}" for k, v in REASON_CODES.items()) + ".",
                enum=tuple(REASON_CODES)),
         Column("inclusion_reason", "string", "Reason for the decision, for readers (required "
                "unless included); curation history belongs in notes."),
