@@ -185,3 +185,21 @@ def test_cli_writes_findings(tmp_path: Path) -> None:
     strict = CliRunner().invoke(main, ["check", "--strict", "--data", str(ROOT / "data"),
                                        "--build", str(tmp_path)])
     assert strict.exit_code == 1
+
+
+def test_larsen2024_printed_p_smaller_than_its_cis_imply(shipped) -> None:
+    f = _finding(shipped[1], "larsen2024", "tpo_ab", rule="p_recompute")
+    assert f.severity == "error"  # p = 0.016 printed, about 0.36 from the CIs
+    assert 0.3 < f.numbers["ratio"] < 0.45
+    z = stats.norm.ppf(0.975)
+    se = math.hypot((math.log(2512) - math.log(1512)) / (2 * z),
+                    (math.log(2951) - math.log(1862)) / (2 * z))
+    assert f.numbers["se_from_cis"] == pytest.approx(se, rel=1e-3)
+
+
+def test_printed_bound_can_decide_the_reading() -> None:
+    # SD reading: p ~ 1e-9 (< 0.001 holds); SE reading: p ~ 0.2 (does not).
+    rows = [_pm("intervention", 12.0, 5.0, 35, p_value=0.001, p_value_qualifier="<",
+                p_value_comparison="between_arms"), _pm("control", 4.0, 5.0, 35)]
+    [u] = check_evidence(*_table(rows))
+    assert u.rule == "unlabelled_reading" and u.reading == "sd" and u.severity == "info"

@@ -187,13 +187,19 @@ def _pair_findings(ri: Mapping[str, Any], rc: Mapping[str, Any], prow: Mapping[s
         p_r, se_r, df_r = welch(ArmSummary(mi, si, ni), ArmSummary(mc, sc, nc), rd)
         res[rd] = (p_r, se_r, df_r)
     if qual != "=":
-        for rd, (p_r, _, _) in res.items():
-            bad = (qual == "<" and p_r >= p) or (qual == ">" and p_r <= p)
-            if bad:
-                out.append(Finding(**where, rule="p_bound", severity="warning",
-                                   message=f"printed p {qual} {p:g}, recomputed p = {p_r:.3g} "
-                                   f"with the spread read as {rd.upper()}", reading=rd,
-                                   numbers={**base, "p_recomputed": _g(p_r)}))
+        ok = [rd for rd, (p_r, _, _) in res.items()
+              if (qual == "<" and p_r < p) or (qual == ">" and p_r > p)]
+        nums = {**base, **{f"p_{rd}_reading": _g(v[0]) for rd, v in res.items()}}
+        shown = "; ".join(f"{rd.upper()} reading: p = {v[0]:.3g}" for rd, v in res.items())
+        if readings == ("sd", "se") and len(ok) == 1:
+            out.append(Finding(**where, rule="unlabelled_reading",
+                               severity="info" if ok[0] == "sd" else "error",
+                               message=f"printed p {qual} {p:g} holds only with '±' read as "
+                               f"{ok[0].upper()} ({shown})", reading=ok[0], numbers=nums))
+        elif not ok:
+            out.append(Finding(**where, rule="p_bound", severity="warning",
+                               message=f"printed p {qual} {p:g} holds under no reading of the "
+                               f"spread ({shown})", numbers=nums))
         return out
     if not (0 < p < 1) or diff == 0:
         return out
@@ -238,6 +244,39 @@ def _pair_findings(ri: Mapping[str, Any], rc: Mapping[str, Any], prow: Mapping[s
                            f"as labelled): the printed p needs {ratio:.2f}x the SE",
                            reading=rd, numbers=nums))
     return out
+
+
+def _geometric_pair_findings(ri: Mapping[str, Any], rc: Mapping[str, Any],
+                             prow: Mapping[str, Any]) -> list[Finding]:
+    """Geometric means with per-arm CIs: the log ratio's SE from the two CIs (z) against the
+    SE the printed p implies (a p from a baseline-adjusted or repeated-measures model can be
+    far smaller than the CIs of the unadjusted arm means imply)."""
+    vals = [(_num(r, "geometric_mean"), _num(r, "ci_lower"), _num(r, "ci_upper"))
+            for r in (ri, rc)]
+    if not all(all(math.isfinite(x) and x > 0 for x in v) for v in vals):
+        return []
+    p = _num(prow, "p_value")
+    if _str(prow, "p_value_qualifier") not in ("", "=") or not 0 < p < 1:
+        return []
+    z = float(stats.norm.ppf(0.5 + (_num(ri, "ci_level") if math.isfinite(
+        _num(ri, "ci_level")) else 0.95) / 2))
+    se = math.sqrt(sum(((math.log(hi) - math.log(lo)) / (2 * z)) ** 2 for _, lo, hi in vals))
+    diff = math.log(vals[0][0] / vals[1][0])
+    implied = abs(diff) / float(stats.norm.isf(p / 2)) if diff else math.nan
+    ratio = implied / se if se > 0 else math.nan
+    p_r = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else math.nan
+    sev = _severity(ratio) if math.isfinite(ratio) else "info"
+    if (p < 0.05) != (p_r < 0.05):
+        sev = "error"
+    if sev == "info":
+        return []
+    return [Finding(**_where(prow), rule="p_recompute", severity=sev,
+                    message=f"printed p = {p:g}; the per-arm CIs of the geometric means give "
+                    f"p = {p_r:.3g} for the log ratio (the printed p needs {ratio:.2f}x their "
+                    "SE: an adjusted or repeated-measures test?)", reading="",
+                    numbers={"log_ratio": _g(diff), "se_from_cis": _g(se),
+                             "se_implied_by_p": _g(implied), "ratio": _g(ratio),
+                             "p_printed": p, "p_recomputed": _g(p_r)})]
 
 
 def _row_findings(row: Mapping[str, Any]) -> list[Finding]:
@@ -287,6 +326,7 @@ def check_evidence(studies: pd.DataFrame, results: pd.DataFrame) -> list[Finding
         if len(ints) != 1 or len(ctrs) != 1 or not prows:
             continue
         findings += _pair_findings(ints[0], ctrs[0], prows[0], study_by_id.get(key[0], {}))
+        findings += _geometric_pair_findings(ints[0], ctrs[0], prows[0])
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.evidence_base, f.study_id, f.row))
     return findings
