@@ -101,6 +101,7 @@ REASON_CODES: dict[str, str] = {
     "duplicate_report": "another report (full paper, protocol or preliminary abstract) of a "
                         "recorded trial",
 }
+OVERLAP_STATUSES = ("same_cohort", "possible", "distinct")
 ARMS = ("intervention", "control", "single_arm", "contrast")
 TIMEPOINTS = ("baseline", "follow_up")
 VALUE_TYPES = (
@@ -234,6 +235,12 @@ STUDIES = Table(
                enum=("industry", "public", "mixed", "none_declared", "unclear")),
         Column("overlap_with", "string", "study_id of another report of the same or an "
                "overlapping cohort (the duplicate is excluded, linked here)."),
+        Column("overlap_status", "string", "What the sources say about participants shared "
+               "with the report in overlap_with: same_cohort (stated: the same or an overlapping "
+               "sample; one of the two is excluded), possible (same group, regimen and period, "
+               "overlap neither stated nor excluded; counted once only under the overlap "
+               "sensitivity policy), distinct (the sources state different samples).",
+               enum=OVERLAP_STATUSES),
         Column("inclusion_status", "string", "Inclusion decision.", required=True,
                enum=INCLUSION_STATUSES),
         Column("reason_code", "string", "Why the record is not pooled or not used: one code "
