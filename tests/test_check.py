@@ -203,3 +203,12 @@ def test_printed_bound_can_decide_the_reading() -> None:
                 p_value_comparison="between_arms"), _pm("control", 4.0, 5.0, 35)]
     [u] = check_evidence(*_table(rows))
     assert u.rule == "unlabelled_reading" and u.reading == "sd" and u.severity == "info"
+
+
+def test_findings_as_validation_warnings(shipped) -> None:
+    from nutrimeta.check import as_problems
+
+    problems = as_problems(shipped[1])
+    assert problems and all(p.severity == "warning" for p in problems)
+    assert len(problems) == sum(f.severity != "info" for f in shipped[1])
+    assert any("kyrgios2019" in str(p) and "results.csv row" in str(p) for p in problems)

@@ -382,3 +382,12 @@ def render_table(findings: list[Finding], width: int = 100) -> str:
             lines.append("        " + msg[: width - 8])
             msg = msg[width - 8:]
     return "\n".join(lines)
+
+
+def as_problems(findings: Iterable[Finding]) -> list[Any]:
+    """Findings of severity warning or error as validation warnings (file, row, message), so
+    ``validate`` can show them; a checker finding never fails validation by itself."""
+    from nutrimeta.validate import Problem
+
+    return [Problem(f.file, f.row, None, f"{f.study_id} {f.outcome}: {f.rule}: {f.message}",
+                    "warning") for f in findings if f.severity in ("warning", "error")]
