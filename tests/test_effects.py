@@ -585,3 +585,12 @@ def test_ionized_magnesium_baseline_not_used_as_moderator() -> None:
         rows, columns=RESULTS.column_names))
     assert math.isnan(one(df, "barbagallo2010", outcome="fasting_glucose")
                       .baseline_status_value_std)
+
+
+def test_row_reading_is_stated_in_the_derivation() -> None:
+    rows = [res("p2001", arm, "follow_up", n=25, mean=m, sd=1.0, spread_reading="sd",
+                spread_as_printed="± (unlabelled)") for arm, m in (("intervention", 10.0),
+                                                                    ("control", 9.0))]
+    r = one(compute_effects(*frames([study("p2001")], rows), EffectSettings(prefer="final")),
+            "p2001")
+    assert "read as SD, as its printed p-value decides" in r.derivation

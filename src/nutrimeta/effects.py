@@ -788,6 +788,11 @@ def compute_effects(
         poolable = res.ok and not reasons
         stratum_status = next((_str(r, "subgroup_status_category") for r in rows
                                if _str(r, "subgroup_status_category")), "")
+        row_reading = next((_str(r, "spread_reading") for r in rows
+                            if _str(r, "spread_reading")), "")
+        if res.ok and row_reading:
+            res.derivation += (f"; the bare '±' of this trial is read as {row_reading.upper()}, "
+                               "as its printed p-value decides (data: spread_reading)")
         out.append({
             "evidence_base": _str(study, "evidence_base")
             or OUTCOMES.get(outcome, {}).get("base", ""),
