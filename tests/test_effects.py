@@ -492,3 +492,105 @@ def test_settings_validation() -> None:
         EffectSettings(prepost_correlation=1.5)
     s = EffectSettings()
     assert s.measure_for(TT) == "MD" and s.unit_for("tpo_ab") == "IU/mL"
+
+
+def test_rom_of_geometric_means_from_ci_without_n() -> None:
+    """larsen2024-style rows: geometric means with 95% CIs, no n. The log ratio and its
+    variance come from the CIs on the log scale (z), with no log-normal back-transformation."""
+    rows = [
+        res("g2000", "intervention", "follow_up", geometric_mean=1995.0, ci_lower=1512.0,
+            ci_upper=2512.0, ci_level=0.95, unit="IU/mL", outcome="tpo_ab"),
+        res("g2000", "control", "follow_up", geometric_mean=2344.0, ci_lower=1862.0,
+            ci_upper=2951.0, ci_level=0.95, unit="IU/mL", outcome="tpo_ab"),
+    ]
+    df = compute_effects(*frames([study("g2000")], rows),
+                         EffectSettings(measures={"tpo_ab": "ROM"}))
+    r = one(df, "g2000", outcome="tpo_ab")
+    z = stats.norm.ppf(0.975)
+    v1 = ((math.log(2512) - math.log(1512)) / (2 * z)) ** 2
+    v2 = ((math.log(2951) - math.log(1862)) / (2 * z)) ** 2
+    assert r.poolable
+    assert r.yi == pytest.approx(math.log(1995 / 2344), rel=1e-12)
+    assert r.vi == pytest.approx(v1 + v2, rel=1e-12)
+    assert "geometric" in r.derivation and "log-normal" not in r.derivation
+
+
+def test_geometric_rom_uses_t_for_small_known_n() -> None:
+    rows = [
+        res("g2001", "intervention", "follow_up", n=20, geometric_mean=10.0, ci_lower=8.0,
+            ci_upper=12.5, unit="IU/mL", outcome="tpo_ab"),
+        res("g2001", "control", "follow_up", n=25, geometric_mean=12.0, ci_lower=10.0,
+            ci_upper=14.4, unit="IU/mL", outcome="tpo_ab"),
+    ]
+    r = one(compute_effects(*frames([study("g2001")], rows),
+                            EffectSettings(measures={"tpo_ab": "ROM"})), "g2001",
+            outcome="tpo_ab")
+    t1, t2 = stats.t.ppf(0.975, 19), stats.t.ppf(0.975, 24)
+    expected = ((math.log(12.5) - math.log(8.0)) / (2 * t1)) ** 2 + \
+        ((math.log(14.4) - math.log(10.0)) / (2 * t2)) ** 2
+    assert r.vi == pytest.approx(expected, rel=1e-12)
+
+
+def test_row_spread_reading_overrides_policy() -> None:
+    """A bare '±' decided as an SE for a row is read as an SE whatever the default."""
+    base = dict(spread_as_printed="± (unlabelled)")
+    rows = [
+        res("p2000", "intervention", "follow_up", n=25, mean=10.0, sd=1.0, spread_reading="se",
+            **base),
+        res("p2000", "control", "follow_up", n=25, mean=9.0, sd=1.0, spread_reading="se",
+            **base),
+    ]
+    r = one(compute_effects(*frames([study("p2000")], rows),
+                            EffectSettings(prefer="final")), "p2000")
+    # SE read: sd = se*sqrt(n) -> vi = 2 * (1*sqrt(25))^2 / 25 = 2
+    assert r.vi == pytest.approx(2.0)
+    rows_sd = [dict(r_, spread_reading="sd", se=r_["sd"], sd=None) for r_ in rows]
+    r = one(compute_effects(*frames([study("p2000")], rows_sd),
+                            EffectSettings(prefer="final")), "p2000")
+    assert r.vi == pytest.approx(2 * 1.0 / 25)
+
+
+def test_stratum_status_overrides_study_category() -> None:
+    rows = [res("h2001", "contrast", "follow_up", "difference", n=20, mean=1.0, se=0.5,
+                subgroup="low Se", subgroup_status_category="deficient"),
+            res("h2001", "contrast", "follow_up", "difference", n=20, mean=1.0, se=0.5,
+                subgroup="high Se")]
+    df = compute_effects(*frames([study("h2001", baseline_status_category="unknown")], rows))
+    assert one(df, "h2001", subgroup="low Se").baseline_status_category == "deficient"
+    assert one(df, "h2001", subgroup="high Se").baseline_status_category == "unknown"
+
+
+def test_shipped_larsen2024_enters_by_geometric_means() -> None:
+    from nutrimeta.validate import load_evidence
+
+    ev = load_evidence(ROOT / "data")
+    st_ = ev.studies[ev.studies["study_id"] == "larsen2024"]
+    rs = ev.results[ev.results["study_id"] == "larsen2024"]
+    df = compute_effects(st_, rs, EffectSettings(measures={"tpo_ab": "ROM"}))
+    r = one(df, "larsen2024", outcome="tpo_ab")
+    assert r.poolable
+    assert r.yi == pytest.approx(math.log(1995 / 2344), rel=1e-9)
+    assert math.sqrt(r.vi) == pytest.approx(0.1748, abs=5e-4)
+
+
+def test_ionized_magnesium_baseline_not_used_as_moderator() -> None:
+    from nutrimeta.validate import load_evidence
+
+    ev = load_evidence(ROOT / "data")
+    st_ = ev.studies[ev.studies["study_id"] == "barbagallo2010"]
+    assert st_.iloc[0]["baseline_status_specimen"] == "other"
+    rows = [res("barbagallo2010", "contrast", "follow_up", "difference", n=20, mean=1.0, se=0.5,
+                outcome="fasting_glucose", unit="mmol/L")]
+    df = compute_effects(st_.drop(columns=["_file", "_row", "_base"]), pd.DataFrame(
+        rows, columns=RESULTS.column_names))
+    assert math.isnan(one(df, "barbagallo2010", outcome="fasting_glucose")
+                      .baseline_status_value_std)
+
+
+def test_row_reading_is_stated_in_the_derivation() -> None:
+    rows = [res("p2001", arm, "follow_up", n=25, mean=m, sd=1.0, spread_reading="sd",
+                spread_as_printed="± (unlabelled)") for arm, m in (("intervention", 10.0),
+                                                                    ("control", 9.0))]
+    r = one(compute_effects(*frames([study("p2001")], rows), EffectSettings(prefer="final")),
+            "p2001")
+    assert "read as SD, as its printed p-value decides" in r.derivation

@@ -79,6 +79,28 @@ def validate(data_dir: Path, warnings: bool) -> None:
 
 @main.command()
 @DATA_OPT
+@BUILD_OPT
+@click.option("--strict", is_flag=True, help="Exit 1 if any finding has severity 'error'.")
+def check(data_dir: Path, build_dir: Path, strict: bool) -> None:
+    """Check reported statistics for consistency (printed vs recomputed p, '±' readings,
+    order of summaries, dispersion plausibility); write build/check/findings.{csv,json}."""
+    from nutrimeta.check import check_evidence, render_table, write_findings
+    from nutrimeta.validate import load_evidence
+
+    ev = load_evidence(data_dir)
+    findings = check_evidence(ev.studies, ev.results)
+    click.echo(render_table(findings))
+    paths = write_findings(findings, build_dir)
+    counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")}
+    click.echo(f"{len(findings)} finding(s): " + ", ".join(f"{v} {k}" for k, v in
+                                                          counts.items()))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+    if strict and counts["error"]:
+        sys.exit(1)
+
+
+@main.command()
+@DATA_OPT
 @SPECS_OPT
 @BUILD_OPT
 def effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> None:

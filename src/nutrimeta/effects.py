@@ -429,6 +429,26 @@ def _effect(measure: str, s1: _Stat, s2: _Stat) -> cv.Effect:
     return cv.ratio_of_means(s1.mean, s1.sd, s1.n, s2.mean, s2.sd, s2.n)
 
 
+def _geometric_rom(ai: _ArmRows, ac: _ArmRows, week: float) -> _Outcome | None:
+    """Log ratio of geometric means when both arms' follow-up rows give a geometric mean with
+    its CI (no log-normal arithmetic means, no n needed); None when they do not."""
+    rows = (ai.final, ac.final)
+    if any(r is None for r in rows):
+        return None
+    vals = [(_num(r, "geometric_mean"), _num(r, "ci_lower"), _num(r, "ci_upper"))
+            for r in rows if r is not None]
+    if not all(_fin(*v) and min(v) > 0 for v in vals):
+        return None
+    if _str(rows[0], "unit") != _str(rows[1], "unit"):  # type: ignore[arg-type]
+        raise _Fail("geometric means of the two arms are in different units")
+    n1, n2 = (_num(r, "n") for r in rows if r is not None)
+    eff = cv.ratio_of_geometric_means(*vals[0], *vals[1], level=_ci_level(rows[0]),
+                                      n1=n1, n2=n2)
+    return _Outcome(yi=float(eff.yi), vi=float(eff.vi), n1=n1, n2=n2, week=week, r=math.nan,
+                    unit="", derivation="ROM of final geometric means (log intervention/"
+                    f"control); {eff.derivation}")
+
+
 # -------------------------------------------------------------------------- the paths
 
 
@@ -461,6 +481,9 @@ def _two_arm(
         return si, sc, r, list(dict.fromkeys(ui + uc))
 
     if measure == "ROM":
+        geo = _geometric_rom(ai, ac, week)
+        if geo is not None:
+            return geo
         order = ["final"]
     elif measure == "SMD":
         order = ["final", "change"]
@@ -677,6 +700,29 @@ def _reported(rows: list[dict[str, Any]]) -> tuple[str, float]:
     return direction, p
 
 
+def apply_spread_reading(results: pd.DataFrame) -> pd.DataFrame:
+    """Apply the per-row reading of a bare '±' that a printed p-value decided
+    (``spread_reading``, set with ``nutrimeta check``) over the analysis spec's default.
+
+    A row read as ``se`` has its number moved to ``se``; a row read as ``sd`` whose number a
+    policy moved to ``se`` gets it back. A policy that excludes unlabelled spreads (both cells
+    empty) stays in force. The curated file is never edited.
+    """
+    if "spread_reading" not in results.columns:
+        return results
+    reading = results["spread_reading"].fillna("").astype(str).str.strip()
+    if not reading.isin(("sd", "se")).any():
+        return results
+    out = results.copy()
+    sd = pd.to_numeric(out["sd"], errors="coerce")
+    se = pd.to_numeric(out["se"], errors="coerce")
+    to_se = (reading == "se") & sd.notna()
+    to_sd = (reading == "sd") & sd.isna() & se.notna()
+    out["se"] = se.mask(to_se & se.isna(), sd).mask(to_sd, float("nan"))
+    out["sd"] = sd.mask(to_se, float("nan")).mask(to_sd, se)
+    return out
+
+
 def compute_effects(
     studies: pd.DataFrame, results: pd.DataFrame, spec: EffectSettings | None = None
 ) -> pd.DataFrame:
@@ -700,6 +746,7 @@ def compute_effects(
         and ``p_value`` are kept for reports.
     """
     settings = spec if spec is not None else EffectSettings()
+    results = apply_spread_reading(results)
     study_map: dict[str, dict[str, Any]] = {}
     for rec in studies.to_dict("records"):
         study_map[_str(rec, "study_id")] = rec
@@ -739,6 +786,13 @@ def compute_effects(
             reasons.append(res.reason)
         direction, p = _reported(rows)
         poolable = res.ok and not reasons
+        stratum_status = next((_str(r, "subgroup_status_category") for r in rows
+                               if _str(r, "subgroup_status_category")), "")
+        row_reading = next((_str(r, "spread_reading") for r in rows
+                            if _str(r, "spread_reading")), "")
+        if res.ok and row_reading:
+            res.derivation += (f"; the bare '±' of this trial is read as {row_reading.upper()}, "
+                               "as its printed p-value decides (data: spread_reading)")
         out.append({
             "evidence_base": _str(study, "evidence_base")
             or OUTCOMES.get(outcome, {}).get("base", ""),
@@ -757,7 +811,8 @@ def compute_effects(
             "first_author": _str(study, "first_author"),
             "inclusion_status": _str(study, "inclusion_status"),
             "baseline_status_value_std": _baseline_std(study, settings) if study else math.nan,
-            "baseline_status_category": _str(study, "baseline_status_category") or "unknown",
+            "baseline_status_category": stratum_status
+            or _str(study, "baseline_status_category") or "unknown",
             "week": res.week,
             "prepost_correlation": res.r,
             "poolable": bool(poolable),

@@ -75,6 +75,33 @@ INCLUSION_STATUSES = (
     "separate",  # recorded and reported, analysed apart (e.g. women/PCOS, depletion studies)
     "excluded",  # does not fit the question, or duplicate report of a cohort (reason required)
 )
+#: Why a record is not pooled or not used (``studies.reason_code``): one code per record, with
+#: the free-text detail in ``inclusion_reason``.
+REASON_CODES: dict[str, str] = {
+    "direction_or_p_only": "only directions, p-values or 'no significant difference' "
+                           "statements were read for the target outcomes",
+    "no_dispersion": "means or changes without SD, SE, CI or a usable exact p-value",
+    "no_arm_n": "numbers read, but the number per arm (and an exact total to split) is missing",
+    "one_arm_only": "numbers for one arm only (no between-arm contrast)",
+    "unit_unknown": "numbers read without a unit, or with a unit that cannot be right",
+    "ambiguous_numbers": "numbers that cannot be assigned to an arm, time point or statistic",
+    "other_statistic": "only statistics that are not the outcome contrast (dose-response "
+                       "slopes, responder proportions, non-target outcomes)",
+    "no_target_outcome": "the report gives no number, direction or p-value for a target outcome",
+    "report_not_read": "the trial report was not found; known only from a review's "
+                       "study-level table",
+    "single_arm": "no control arm (pre/post design): analysed apart",
+    "depletion": "controlled nutrient depletion, not supplementation: analysed apart",
+    "population_apart": "population analysed apart (e.g. women with PCOS, pregnancy)",
+    "co_intervention": "the nutrient is given with another active agent, or the comparison "
+                       "does not isolate it",
+    "delivery_apart": "nutrient given in a vehicle with an uncontrolled dose (e.g. mineral "
+                      "water): analysed apart",
+    "outside_question": "population or design outside the question",
+    "duplicate_report": "another report (full paper, protocol or preliminary abstract) of a "
+                        "recorded trial",
+}
+OVERLAP_STATUSES = ("same_cohort", "possible", "distinct")
 ARMS = ("intervention", "control", "single_arm", "contrast")
 TIMEPOINTS = ("baseline", "follow_up")
 VALUE_TYPES = (
@@ -148,8 +175,9 @@ STUDIES = Table(
         Column("doi", "string", "DOI without the resolver prefix, e.g. 10.1016/...",
                pattern=r"^10\.\S+/\S+$"),
         Column("first_author", "string", "Surname of the first author.", required=True),
-        Column("year", "integer", "Year of publication.", required=True, minimum=1900,
-               maximum=2100),
+        Column("year", "integer", "Year of publication; empty only when no page read shows it "
+               "(the study_id then follows the placeholder-key rule in data/CURATION.md).",
+               minimum=1900, maximum=2100),
         Column("country", "string", "Country (or countries) where the trial ran."),
         Column("design", "string", "Study design.", required=True, enum=DESIGNS),
         Column("blinding", "string", "Blinding as reported.",
@@ -207,10 +235,21 @@ STUDIES = Table(
                enum=("industry", "public", "mixed", "none_declared", "unclear")),
         Column("overlap_with", "string", "study_id of another report of the same or an "
                "overlapping cohort (the duplicate is excluded, linked here)."),
+        Column("overlap_status", "string", "What the sources say about participants shared "
+               "with the report in overlap_with: same_cohort (stated: the same or an overlapping "
+               "sample; one of the two is excluded), possible (same group, regimen and period, "
+               "overlap neither stated nor excluded; counted once only under the overlap "
+               "sensitivity policy), distinct (the sources state different samples).",
+               enum=OVERLAP_STATUSES),
         Column("inclusion_status", "string", "Inclusion decision.", required=True,
                enum=INCLUSION_STATUSES),
-        Column("inclusion_reason", "string", "Reason for the decision (required unless "
-               "included)."),
+        Column("reason_code", "string", "Why the record is not pooled or not used: one code "
+               "of the controlled vocabulary, empty when included (free-text detail in "
+               "inclusion_reason). Codes: "
+               + "; ".join(f"{k} = {v}" for k, v in REASON_CODES.items()) + ".",
+               enum=tuple(REASON_CODES)),
+        Column("inclusion_reason", "string", "Reason for the decision, for readers (required "
+               "unless included); curation history belongs in notes."),
         Column("notes", "string", "Pitfalls and anything a reviewer should know."),
     ),
 )
@@ -262,6 +301,15 @@ RESULTS = Table(
                "'uU/mL'); 'ratio'/'index'/'%' for unitless."),
         Column("spread_as_printed", "string", "The dispersion label as printed, e.g. "
                "'mean ± SD', 'mean ± SEM', '± (unlabelled)', 'median (IQR)'."),
+        Column("spread_reading", "string", "Reading of a bare '±' on this row decided by the "
+               "trial's printed between-arm p-value (nutrimeta check; evidence in "
+               "extraction_notes); empty = the analysis spec's unlabelled_spread default.",
+               enum=("sd", "se")),
+        Column("subgroup_status_category", "string", "Baseline nutrient status of the "
+               "subgroup these numbers describe, when a trial reports strata by baseline status "
+               "(overrides the study's category for that stratum).", enum=STATUS_CATEGORIES),
+        Column("subgroup_status_justification", "string", "The stratum's definition as printed "
+               "with its locator, and the cut-off used for the category."),
         Column("analysis_population", "string", "Who was analysed.",
                enum=("itt", "completers", "per_protocol", "unclear")),
         Column("prepost_correlation", "number", "Pre/post correlation to use for change-score SD "
