@@ -20,8 +20,8 @@ Quadrature: the integrand ``p(tau | y) * tau`` in ``t = log(tau)`` is smooth and
 both ends (the posterior density of ``tau`` is finite at 0, tails are at least as light as the
 prior's). A coarse scan over 70 e-folds locates the region where the log integrand is within
 36 nats of its maximum; that interval (clipped at the upper bound of a uniform prior) is split
-into equal panels (default 96, fewer for a range narrower than 3.84 e-folds: one per 0.04
-e-fold, at least 24), each integrated with an ``order``-point (default 8)
+into equal panels (default 96; for a range narrower than 3.84 e-folds one per 0.08
+e-fold, at least 12), each integrated with an ``order``-point (default 8)
 Gauss-Legendre rule; the mass cut off outside the interval is below ``e^-36`` of the total.
 ``integration_error`` is the relative difference of the normalising constant from a rule of
 half the order on the same panels: a conservative bound, the full-order rule being far more
@@ -884,9 +884,9 @@ def exact_posterior(
         Names of the coefficients and of the studies (for summaries).
     grid
         ``(n_panels, order)`` of the composite Gauss-Legendre rule over ``log(tau)``; default
-        order 8 with one panel per 0.04 e-fold of the integration range, at least 24 and at
-        most 96 panels (96 whenever the range spans 3.84 e-folds or more, as it does unless
-        the posterior of ``tau`` is concentrated, e.g. with many studies).
+        order 8 and 96 panels, or, when the integration range spans less than 3.84 e-folds (a
+        concentrated posterior of ``tau``, e.g. with many studies), one panel per 0.08 e-fold
+        and at least 12.
 
     Returns
     -------
@@ -939,7 +939,7 @@ def exact_posterior(
 
     # 2) composite Gauss-Legendre on [a, b]
     if grid is None:
-        n_panels, order = min(96, max(24, math.ceil((b - a) / 0.04))), 8
+        n_panels, order = (96 if b - a >= 3.84 else max(12, math.ceil((b - a) / 0.08))), 8
     else:
         n_panels, order = int(grid[0]), int(grid[1])
     edges = np.linspace(a, b, n_panels + 1)
