@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -176,7 +176,7 @@ class EggerResult:
 class _Fit:
     """Weighted least squares at one tau^2: weights, coefficients, (X'WX)^-1, residuals."""
 
-    __slots__ = ("b", "cov", "icpt", "r", "rss", "w")
+    __slots__ = ("_traces", "b", "cov", "icpt", "r", "rss", "w")
 
     def __init__(self, tau2: float, y: FloatArray, v: FloatArray, X: FloatArray, icpt: bool):
         w = 1.0 / (v + tau2)
@@ -192,9 +192,15 @@ class _Fit:
             r = y - X @ self.b
         self.icpt, self.w, self.r = icpt, w, r
         self.rss = float(w @ (r * r))  # the generalised Q statistic at tau^2
+        self._traces: tuple[float, float] | None = None
 
     def traces(self, X: FloatArray) -> tuple[float, float]:
-        """``(tr(P), tr(PP))``."""
+        """``(tr(P), tr(PP))`` (computed once per fit)."""
+        if self._traces is None:
+            self._traces = self._compute_traces(X)
+        return self._traces
+
+    def _compute_traces(self, X: FloatArray) -> tuple[float, float]:
         w = self.w
         w2 = w * w
         sw, sw2 = float(w.sum()), float(w2.sum())
@@ -257,6 +263,13 @@ def _solve_q(target: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> flo
         t = new
         f = _Fit(t, y, vi, X, icpt)
     return t
+
+
+@lru_cache(maxsize=256)
+def _critical_value(level: float, df: int | None) -> float:
+    """Two-sided critical value at ``level``: normal (``df=None``) or t with ``df``."""
+    q = 0.5 + level / 2.0
+    return float(special.ndtri(q)) if df is None else float(special.stdtrit(df, q))
 
 
 def _chi2_ppf(q: float, df: float) -> float:
@@ -489,32 +502,27 @@ def rma(
     fit0 = _Fit(0.0, y_a, v_a, Xd, icpt)  # equal-effects fit: QE and metafor's I^2 / H^2
     tau2, tau2_se, converged = _estimate_tau2(method, y_a, v_a, Xd, icpt, fit0)
     fit = fit0 if tau2 == 0.0 else _Fit(tau2, y_a, v_a, Xd, icpt)
-    b, vb = fit.b, fit.cov
     df_res = k - p
-    if knha:
-        vb = vb * (fit.rss / df_res if df_res > 0 else math.nan)
-    se = np.sqrt(np.diag(vb))
-    stat = b / se
-    q = 0.5 + level / 2.0
-    if knha:
-        pval = 2.0 * special.stdtr(df_res, -np.abs(stat))
-        crit = float(special.stdtrit(df_res, q))
-    else:
-        pval = 2.0 * special.ndtr(-np.abs(stat))
-        crit = float(special.ndtri(q))
-    lower, upper = b - crit * se, b + crit * se
-    coefs: list[dict[str, float | str]] = [
-        {
+    vb = fit.cov * (fit.rss / df_res if df_res > 0 else math.nan) if knha else fit.cov
+    crit = _critical_value(level, df_res if knha else None)
+    coefs: list[dict[str, float | str]] = []
+    for j, bj in enumerate(fit.b.tolist()):
+        sej = math.sqrt(float(vb[j, j]))
+        stat = bj / sej
+        pval = 2.0 * float(
+            special.stdtr(df_res, -abs(stat)) if knha else special.ndtr(-abs(stat))
+        )
+        coefs.append({
             "name": names[j],
-            "estimate": float(b[j]),
-            "se": float(se[j]),
-            "statistic": float(stat[j]),
-            "p_value": float(pval[j]),
-            "ci_lower": float(lower[j]),
-            "ci_upper": float(upper[j]),
-        }
-        for j in range(p)
-    ]
+            "estimate": bj,
+            "se": sej,
+            "statistic": stat,
+            "p_value": pval,
+            "ci_lower": bj - crit * sej,
+            "ci_upper": bj + crit * sej,
+        })
+    first = coefs[0]
+    b0, se0 = float(first["estimate"]), float(first["se"])
 
     qe = fit0.rss
     if df_res > 0:
@@ -530,7 +538,7 @@ def rma(
         q_p = i2 = h2 = math.nan
 
     # prediction interval for the first coefficient's setting (metafor: z or t crit)
-    pi_se = math.sqrt(float(vb[0, 0]) + tau2)
+    pi_se = math.sqrt(se0 * se0 + tau2)
     ci_fn = (
         (lambda: _tau2_qprofile_ci(y_a, v_a, Xd, level))
         if (tau2_ci and method != "EE")
@@ -542,12 +550,12 @@ def rma(
         p=p,
         level=level,
         knha=knha,
-        estimate=float(b[0]),
-        se=float(se[0]),
-        ci_lower=float(lower[0]),
-        ci_upper=float(upper[0]),
-        z=float(stat[0]),
-        p_value=float(pval[0]),
+        estimate=b0,
+        se=se0,
+        ci_lower=float(first["ci_lower"]),
+        ci_upper=float(first["ci_upper"]),
+        z=float(first["statistic"]),
+        p_value=float(first["p_value"]),
         tau2=float(tau2),
         tau=math.sqrt(tau2),
         tau2_se=tau2_se,
@@ -556,8 +564,8 @@ def rma(
         Q=float(qe),
         Q_df=df_res,
         Q_p=q_p,
-        pi_lower=float(b[0] - crit * pi_se),
-        pi_upper=float(b[0] + crit * pi_se),
+        pi_lower=b0 - crit * pi_se,
+        pi_upper=b0 + crit * pi_se,
         coefficients=coefs,
         df=df_res if knha else None,
         converged=converged,
@@ -567,7 +575,7 @@ def rma(
 
     if p > 1:
         idx = np.arange(1, p)
-        bm = b[idx]
+        bm = fit.b[idx]
         qm = float(bm @ np.linalg.solve(vb[np.ix_(idx, idx)], bm))
         m = p - 1
         if knha:
