@@ -10,15 +10,24 @@ prediction interval). The exact path is the posterior under a half-normal prior 
 
 All callables are timed in interleaved rounds on the same data so that load on the machine
 affects them alike; the median per-call time over the rounds is reported, and ratios
-``nutrimeta / peer`` (below 1: nutrimeta is faster).
+``nutrimeta / peer`` (below 1: nutrimeta is faster). With a baseline revision
+(``--baseline REV``), that revision's ``models/frequentist.py`` and ``models/exact.py``
+(which import only numpy and scipy) are loaded from git and timed in the same rounds, giving
+before/after speed-ups.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -55,6 +64,48 @@ def _time_interleaved(fns: dict[str, Callable[[], object]]) -> dict[str, float]:
                 fn()
             samples[name].append((time.perf_counter() - start) / n)
     return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def load_baseline(rev: str) -> dict[str, ModuleType]:
+    """``models/frequentist.py`` and ``models/exact.py`` as of git revision ``rev``."""
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="nutrimeta-baseline-"))
+    mods = {}
+    for name in ("frequentist", "exact"):
+        src = subprocess.run(
+            ["git", "show", f"{rev}:src/nutrimeta/models/{name}.py"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout
+        path = tmp / f"baseline_{name}.py"
+        path.write_text(src, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(f"baseline_{name}", path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses resolve their module by name
+        spec.loader.exec_module(mod)
+        mods[name] = mod
+    return mods
+
+
+def _baseline_callables(
+    y: np.ndarray, v: np.ndarray, base: dict[str, ModuleType]
+) -> dict[str, Callable[[], object]]:
+    rma, ex = base["frequentist"].rma, base["exact"]
+    se, prior = np.sqrt(v), ex.TauPrior.half_normal(0.5)
+    return {
+        "baseline_reml": lambda: rma(y, v, method="REML"),
+        "baseline_dl": lambda: rma(y, v, method="DL"),
+        "baseline_pm": lambda: rma(y, v, method="PM"),
+        "baseline_exact": lambda: ex.exact_posterior(y, se, prior),
+    }
+
+
+SPEEDUPS = {
+    "reml": ("baseline_reml", "nutrimeta_reml"),
+    "dl": ("baseline_dl", "nutrimeta_dl"),
+    "pm": ("baseline_pm", "nutrimeta_pm"),
+    "exact": ("baseline_exact", "nutrimeta_exact"),
+}
 
 
 def _callables(y: np.ndarray, v: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -123,23 +174,32 @@ def versions() -> dict[str, str]:
     return out
 
 
-def bench_peers(ks: tuple[int, ...] = KS) -> dict[str, Any]:
-    """Seconds per fit for every path and k, the ratios and the estimates' agreement."""
+def bench_peers(ks: tuple[int, ...] = KS, baseline: str | None = None) -> dict[str, Any]:
+    """Seconds per fit for every path and k, the ratios and the estimates' agreement; with
+    ``baseline`` (a git revision) also that revision's times and the speed-ups over it."""
     try:
         import pymare  # noqa: F401
     except ImportError:
         return {"skipped": "PyMARE is not installed (pip install -e .[bench])"}
+    base = load_baseline(baseline) if baseline else None
     per_k: dict[str, Any] = {}
     for k in ks:
         y, v = _data(k)
-        seconds = _time_interleaved(_callables(y, v))
+        fns = _callables(y, v)
+        if base is not None:
+            fns.update(_baseline_callables(y, v, base))
+        seconds = _time_interleaved(fns)
         per_k[str(k)] = {
             "seconds_per_fit": seconds,
             "ratios": {name: seconds[a] / seconds[b] for name, (a, b) in RATIOS.items()},
             "agreement": _agreement(y, v),
         }
+        if base is not None:
+            per_k[str(k)]["speedup_over_baseline"] = {
+                name: seconds[a] / seconds[b] for name, (a, b) in SPEEDUPS.items()
+            }
     worst = {name: max(per_k[str(k)]["ratios"][name] for k in ks) for name in RATIOS}
-    return {
+    out = {
         "ks": list(ks),
         "rounds": ROUNDS,
         "method": "median over interleaved rounds; ratio = nutrimeta / peer (< 1: faster)",
@@ -148,6 +208,9 @@ def bench_peers(ks: tuple[int, ...] = KS) -> dict[str, Any]:
         "worst_ratio_over_k": worst,
         "goal_met": all(r <= 1.0 for r in worst.values()),
     }
+    if baseline:
+        out["baseline"] = baseline
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -163,8 +226,14 @@ def table(result: dict[str, Any]) -> str:
     lines.append("k      " + "  ".join(f"{n:>22}" for n in RATIOS))
     for k, row in result["per_k"].items():
         lines.append(f"{k:<6} " + "  ".join(f"{row['ratios'][n]:>22.3f}" for n in RATIOS))
+    if "baseline" in result:
+        lines += ["", f"speed-up over {result['baseline']}", "k      " + "  ".join(
+            f"{n:>8}" for n in SPEEDUPS)]
+        for k, row in result["per_k"].items():
+            up = row["speedup_over_baseline"]
+            lines.append(f"{k:<6} " + "  ".join(f"{up[n]:>7.1f}x" for n in SPEEDUPS))
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(table(bench_peers()))
+    print(table(bench_peers(baseline=sys.argv[1] if len(sys.argv) > 1 else None)))

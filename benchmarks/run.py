@@ -12,7 +12,9 @@ package's design promises:
    statsmodels for k = 5, 10, 100, 1000 (``benchmarks/peers.py``).
 
 Results are printed and written to ``benchmarks/results.json``. ``--peers-only`` runs item 4
-alone and updates only its entries (and the machine description) in that file.
+alone and updates only its entries (and the machine description) in that file;
+``--baseline REV`` adds the estimators of git revision REV to item 4 (before/after speed-ups
+measured in the same run).
 """
 
 from __future__ import annotations
@@ -117,14 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers-only", action="store_true",
                         help="run only the comparison with PyMARE and statsmodels")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also time the estimators of git revision REV (before/after)")
     args = parser.parse_args()
     out = Path(__file__).with_name("results.json")
     if args.peers_only:
         results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-        results.update({"machine": machine(), "peers": peers.bench_peers()})
+        results.update({"machine": machine(), "peers": peers.bench_peers(baseline=args.baseline)})
     else:
         results = {"machine": machine(), "k": K, "exact": bench_exact(), "refit": bench_refit(),
-                   "peers": peers.bench_peers()}
+                   "peers": peers.bench_peers(baseline=args.baseline)}
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in results.items() if k != "peers"}, indent=2))
     print(peers.table(results["peers"]))

@@ -908,7 +908,7 @@ def exact_posterior(
     m0, sd0 = _parse_coef_prior(mu_prior, p)
     prec0 = np.where(np.isfinite(sd0), 1.0 / sd0**2, 0.0)
     flat = ~np.isfinite(sd0)
-    if flat.any() and np.linalg.matrix_rank(X_a[:, flat]) < int(flat.sum()):
+    if X is not None and flat.any() and np.linalg.matrix_rank(X_a[:, flat]) < int(flat.sum()):
         raise ValueError("posterior is improper: flat-prior columns of X are rank deficient")
     names = (
         list(coef_names)

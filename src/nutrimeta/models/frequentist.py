@@ -214,6 +214,11 @@ class _Fit:
             sw2 - 2.0 * float(np.trace(m3)) + float(np.sum(m2 * m2.T)),
         )
 
+    def dq(self) -> float:
+        """Derivative of the generalised Q (= ``rss``) with respect to tau^2."""
+        wr = self.w * self.r
+        return -float(wr @ wr)
+
     def score_terms(self) -> tuple[float, float, float]:
         """``(|Py|^2, sum(w), sum(w^2))``."""
         wr = self.w * self.r
@@ -235,17 +240,23 @@ def _q_gen(tau2: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
     return _Fit(tau2, y, vi, X, _is_intercept(X)).rss
 
 
-def _solve_q(target: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
+def _solve_q(
+    target: float, y: FloatArray, vi: FloatArray, X: FloatArray,
+    start: float = 0.0, fit0: _Fit | None = None,
+) -> float:
     """The tau^2 at which the generalised Q statistic equals ``target`` (0 if it never does).
 
-    Newton's method on Q(tau^2) (derivative by the envelope theorem), safeguarded by a
-    bracket with bisection; converges to about 1e-13 absolute.
+    Newton's method on Q(tau^2) (derivative by the envelope theorem) from ``start``,
+    safeguarded by a bracket with bisection; converges to about 1e-13 absolute. ``fit0``: the
+    fit at tau^2 = 0 if already computed.
     """
     icpt = _is_intercept(X)
-    f = _Fit(0.0, y, vi, X, icpt)
+    f = fit0 if fit0 is not None else _Fit(0.0, y, vi, X, icpt)
     if f.rss <= target:
         return 0.0
     lo, hi, t = 0.0, 1e300, 0.0
+    if start > 0.0:
+        t, f = start, _Fit(start, y, vi, X, icpt)
     for _ in range(500):
         gap = f.rss - target
         if gap > 0:
@@ -254,7 +265,7 @@ def _solve_q(target: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> flo
             hi = t
         else:
             return t
-        dq = -f.score_terms()[0]
+        dq = f.dq()
         new = t - gap / dq if dq < 0 else math.nan
         if not lo < new < hi:  # outside the bracket: bisect (or expand an open bracket)
             new = 0.5 * (lo + hi) if hi < 1e300 else 2.0 * max(lo, 1e-8, float(vi.mean()))
@@ -422,7 +433,9 @@ def _estimate_tau2(
         se = math.sqrt(2.0 * df + 4.0 * tau2 * trp + 2.0 * tau2**2 * trpp) / trp
         return tau2, se, True
     if method == "PM":
-        tau2 = _solve_q(df, y, v, X)
+        trp = fit0.traces(X)[0]
+        dl = max(0.0, (fit0.rss - df) / trp)  # a close starting value
+        tau2 = _solve_q(df, y, v, X, start=dl, fit0=fit0)
         # metafor's SE for PM: sqrt(2 k^2 / (k - p)) / sum(w), w = 1/(v + tau^2)
         return tau2, math.sqrt(2.0 * k * k / df) / float(np.sum(1.0 / (v + tau2))), True
     if method == "HE":
