@@ -820,16 +820,24 @@ def _parse_coef_prior(
     return arr[:, 0].copy(), arr[:, 1].copy()
 
 
-def _region(grid: FloatArray, log_integrand: Callable[[FloatArray], FloatArray]) -> tuple[int, int]:
+def _region(
+    grid: FloatArray, log_integrand: Callable[[FloatArray], FloatArray], sparse: bool = True
+) -> tuple[int, int]:
     """First and last index of ``grid`` where the log integrand is within 36 nats of its
     maximum over ``grid``.
 
-    Evaluates every 5th point, then only the points next to the coarse maximum and to the
-    two outermost crossings of the threshold: the same indices as a full evaluation when the
-    region above the threshold is wider than 5 grid steps (0.5 e-folds), at about a fifth of
-    the cost.
+    ``sparse``: evaluate every 5th point, then only the points next to the coarse maximum and
+    to the two outermost crossings of the threshold: the same indices as a full evaluation
+    when the region above the threshold is wider than 5 grid steps (0.5 e-folds), at about a
+    fifth of the cost (worth it when each evaluation is costly, i.e. with many studies).
     """
     n = grid.size
+    if not sparse:
+        h = log_integrand(grid)
+        if not np.any(np.isfinite(h)):
+            raise FloatingPointError("posterior of tau could not be evaluated")
+        keep = np.nonzero(h > np.max(h) - 36.0)[0]
+        return int(keep[0]), int(keep[-1])
     idx = np.arange(0, n, 5)
     if idx[-1] != n - 1:
         idx = np.append(idx, n - 1)
@@ -933,7 +941,7 @@ def exact_posterior(
     upper_t = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
     hi_t = min(hi_t, upper_t)
     coarse = np.linspace(lo_t, hi_t, 701)
-    first, last = _region(coarse, log_integrand)
+    first, last = _region(coarse, log_integrand, sparse=k >= _SERIES_MIN_K)
     a = coarse[max(first - 1, 0)]
     b = coarse[min(last + 1, coarse.size - 1)]
 
