@@ -229,12 +229,6 @@ def _is_intercept(X: FloatArray) -> bool:
     return X.shape[1] == 1 and bool(np.all(X[:, 0] == 1.0))
 
 
-def _wls(y: FloatArray, v: FloatArray, X: FloatArray) -> tuple[FloatArray, FloatArray, float]:
-    """Weighted least squares with weights 1/v: (b, (X'WX)^-1, weighted RSS)."""
-    f = _Fit(0.0, y, v, X, _is_intercept(X))
-    return f.b, f.cov, f.rss
-
-
 def _q_gen(tau2: float, y: FloatArray, vi: FloatArray, X: FloatArray) -> float:
     """Generalised Q statistic at tau^2 (decreasing in tau^2)."""
     return _Fit(tau2, y, vi, X, _is_intercept(X)).rss
