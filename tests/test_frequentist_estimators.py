@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -94,6 +95,9 @@ def test_tau2_interval_on_first_access_and_in_dict() -> None:
     keys = list(d)
     assert keys[keys.index("tau2_se") + 1] == "tau2_ci"
     json.dumps(d)
+    # picklable (e.g. returned from a worker process), interval included
+    again = pickle.loads(pickle.dumps(rma(bcg["yi"], bcg["vi"])))
+    assert again.tau2_ci == r.tau2_ci
     off = rma(bcg["yi"], bcg["vi"], tau2_ci=False)
     assert all(math.isnan(x) for x in off.tau2_ci)
     assert off.tau2 == r.tau2

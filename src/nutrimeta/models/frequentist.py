@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import Any, Literal
 
 import numpy as np
@@ -546,11 +546,8 @@ def rma(
 
     # prediction interval for the first coefficient's setting (metafor: z or t crit)
     pi_se = math.sqrt(se0 * se0 + tau2)
-    ci_fn = (
-        (lambda: _tau2_qprofile_ci(y_a, v_a, Xd, level))
-        if (tau2_ci and method != "EE")
-        else None
-    )
+    # a partial of a module-level function (not a closure): results stay picklable
+    ci_fn = partial(_tau2_qprofile_ci, y_a, v_a, Xd, level) if tau2_ci and method != "EE" else None
     res = MetaResult(
         method=method,
         k=k,
