@@ -47,6 +47,7 @@ lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same run (slow)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
 
 clean: ## Remove generated results and reports (keeps .venv)

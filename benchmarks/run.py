@@ -7,21 +7,32 @@ package's design promises:
    (the exact path must be orders of magnitude faster at equal accuracy);
 2. a warm nutpie refit with swapped data (compiled once) vs compiling and sampling afresh
    (what leave-one-out and prior sensitivity would cost without the shared data containers);
-3. nutpie vs PyMC's own NUTS with ``cores=2`` for the same model and draws.
+3. nutpie vs PyMC's own NUTS with ``cores=2`` for the same model and draws;
+4. per-fit time of the frequentist (REML, DL, PM) and exact paths beside PyMARE and
+   statsmodels for k = 5, 10, 100, 1000 (``benchmarks/peers.py``).
 
-Results are printed and written to ``benchmarks/results.json``.
+Results are printed and written to ``benchmarks/results.json``. ``--peers-only`` runs item 4
+alone and updates only its entries (and the machine description) in that file;
+``--baseline REV`` adds the estimators of git revision REV to item 4 (before/after speed-ups
+measured in the same run).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers
 
 K = 15
 REPEATS = 5
@@ -92,12 +103,35 @@ def bench_refit() -> dict[str, float]:
             "refit_speedup_vs_fresh": fresh / warm, "nutpie_warm_speedup_vs_pymc": pymc / warm}
 
 
+def machine() -> dict[str, object]:
+    """Where the numbers were measured: CPU, cores, Python and package versions."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"python": platform.python_version(), "processor": platform.machine(), "cpu": cpu,
+            "cores": os.cpu_count(), "system": platform.system(), "versions": peers.versions()}
+
+
 def main() -> None:
-    results = {"machine": {"python": platform.python_version(), "processor": platform.machine()},
-               "k": K, "exact": bench_exact(), "refit": bench_refit()}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers-only", action="store_true",
+                        help="run only the comparison with PyMARE and statsmodels")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also time the estimators of git revision REV (before/after)")
+    args = parser.parse_args()
     out = Path(__file__).with_name("results.json")
+    if args.peers_only:
+        results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+        results.update({"machine": machine(), "peers": peers.bench_peers(baseline=args.baseline)})
+    else:
+        results = {"machine": machine(), "k": K, "exact": bench_exact(), "refit": bench_refit(),
+                   "peers": peers.bench_peers(baseline=args.baseline)}
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "peers"}, indent=2))
+    print(peers.table(results["peers"]))
 
 
 if __name__ == "__main__":
