@@ -68,6 +68,8 @@ DESIGNS = (
     "controlled_nonrandomised",  # concurrent control arm, not randomised
     "single_arm_prepost",  # one arm, before vs after
 )
+#: Designs of the primary analyses (randomised trials); the one definition of the group.
+RANDOMISED_DESIGNS = ("parallel_rct", "crossover_rct")
 STATUS_CATEGORIES = ("deficient", "marginal", "replete", "unknown")
 INCLUSION_STATUSES = (
     "included",  # poolable with the primary evidence of its base

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nutrimeta.io_utils import sha256_text
+from nutrimeta.priors import TAU_FAMILIES, tau_label
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
 from nutrimeta.units import UnitConversionError, convert
 
@@ -24,7 +25,6 @@ MODEL_KINDS = (
     "meta_regression_category",
     "all_evidence",
 )
-TAU_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "exponential")
 
 
 class SpecError(ValueError):
@@ -39,13 +39,8 @@ class TauPriorSpec:
 
     @property
     def label(self) -> str:
-        names = {"half_normal": "HalfNormal", "half_cauchy": "HalfCauchy",
-                 "half_student_t": f"HalfStudentT(nu={self.nu:g})", "exponential": "Exponential"}
-        if self.family == "half_student_t":
-            return f"tau ~ HalfStudentT(nu={self.nu:g}, scale={self.scale:g})"
-        if self.family == "exponential":
-            return f"tau ~ Exponential(mean={self.scale:g})"
-        return f"tau ~ {names[self.family]}({self.scale:g})"
+        """How the prior is printed (one rule: :func:`nutrimeta.priors.tau_label`)."""
+        return tau_label(self.family, self.scale, self.nu)
 
 
 @dataclass(frozen=True)

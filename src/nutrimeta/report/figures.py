@@ -267,10 +267,11 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
 
 
 def _density(model: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """Density grid for parameter ``name``: the bundle's grid, else a normal approximation."""
+    """Density grid for parameter ``name``: the bundle's grid (``density.<name>.x`` and
+    ``.density``, as :class:`~nutrimeta.results.Density`), else a normal approximation."""
     grid = ((model.get("density") or {}).get(name)) or None
-    if grid and grid.get("grid") and grid.get("density"):
-        return np.asarray(grid["grid"], float), np.asarray(grid["density"], float), False
+    if grid:
+        return np.asarray(grid["x"], float), np.asarray(grid["density"], float), False
     summ = (model.get("parameters") or {}).get(name)
     if not summ:
         return None
