@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from nutrimeta import results as R
+from nutrimeta.migrate import _migrate_probabilities
 from nutrimeta.report import render_evidence_base
 from nutrimeta.report.render import headline
 
@@ -56,7 +57,7 @@ def test_generated_reports_validate(path: Path) -> None:
 
 def test_migration_turns_key_strings_into_statements() -> None:
     old = {"mu": 1}
-    probs = R._migrate_probabilities({"P(mu < 0)": 0.9, "P(mu < -0.5)": 0.4,
+    probs = _migrate_probabilities({"P(mu < 0)": 0.9, "P(mu < -0.5)": 0.4,
                                       "P(effect_deficient better than effect_replete)": 0.7},
                                      "decrease")
     del old
@@ -66,7 +67,7 @@ def test_migration_turns_key_strings_into_statements() -> None:
         {"quantity": "deficient_minus_replete", "relation": "<", "threshold": 0.0,
          "value": 0.7}]
     with pytest.raises(ValueError, match="P\\(mu >= 0\\)"):
-        R._migrate_probabilities({"P(mu >= 0)": 0.5}, "increase")
+        _migrate_probabilities({"P(mu >= 0)": 0.5}, "increase")
 
 
 def test_probability_text_and_lookup() -> None:
