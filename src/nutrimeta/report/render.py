@@ -374,9 +374,11 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                 f"Contour-enhanced funnel plot, {label}: shading marks where a trial's own "
                 "two-sided p-value against no effect falls (p < 0.01, 0.01-0.05, 0.05-0.10, "
                 "> 0.10); dashed lines: 95% pseudo-confidence limits around the pooled mean. "
-                f"Egger-type small-study test: intercept {fmt(ss.intercept)}, "
-                f"p = {fmt_p(ss.p_value)}, k = {fmt_int(ss.k)}. "
-                + str(ss.caveat or "The test has low power with fewer than 10 trials."))
+                + (f"Egger-type small-study test: intercept {fmt(ss.intercept)}, "
+                   f"p = {fmt_p(ss.p_value)}, k = {fmt_int(ss.k)}. "
+                   + str(ss.caveat or "The test has low power with fewer than 10 trials.")
+                   if ss.intercept is not None else
+                   f"Egger-type small-study test {ss.caveat or 'not run'} (k = {ss.k})."))
             add(figs.cumulative(o, label), "cumulative",
                 f"Cumulative evidence, {label}: pooled mean and 95% CrI after adding each trial "
                 "in order of publication.")
