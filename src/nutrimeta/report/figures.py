@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
 from nutrimeta.report.fmt import fmt, fmt_p
+from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
 PALETTE = sns.color_palette("colorblind", 8)
 OBSERVED = "#222222"
@@ -38,7 +39,6 @@ DESIGN_MARKERS = {"parallel_rct": "s", "crossover_rct": "^", "controlled_nonrand
 DESIGN_LABELS = {"parallel_rct": "parallel RCT", "crossover_rct": "crossover RCT",
                  "controlled_nonrandomised": "non-randomised controlled",
                  "single_arm_prepost": "single-arm pre/post"}
-RANDOMISED = ("parallel_rct", "crossover_rct")
 PNG_DPI = 200
 
 STYLE: dict[str, Any] = {

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nutrimeta.report.fmt import fmt, fmt_int, fmt_interval, fmt_p
+from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
 LEVELS = ("very low", "low", "moderate", "high")
-RANDOMISED = ("parallel_rct", "crossover_rct")
 HIGH_OR_UNCLEAR = ("high", "unclear")
 
 RULE_RISK_OF_BIAS = ("downgrade if > 50% of the weight is from trials at high or unclear risk "

@@ -30,14 +30,11 @@ def is_missing(x: Any) -> bool:
 
 
 def clean(x: Any) -> Any:
-    """Convert pandas / numpy scalars to plain JSON-ready Python values (NaN -> None)."""
-    if is_missing(x) or x is pd.NA or x is pd.NaT:
+    """A table cell as a plain JSON-ready value: blank text is missing (None), the rest as
+    :func:`~nutrimeta.results.clean_json` has it."""
+    if isinstance(x, str) and x.strip() == "":
         return None
-    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+    return clean_json(x)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
