@@ -26,7 +26,7 @@ def test_readme_example_runs() -> None:
     code = _readme_example()
     assert len(code.strip().splitlines()) <= 12
     ns: dict = {}
-    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - the documented example
+    exec(compile(code, "README.md", "exec"), ns)
     dat, freq, bayes = ns["dat"], ns["freq"], ns["bayes"]
     # MD = m1 - m2 and vi = sd1²/n1 + sd2²/n2, by hand for the first trial
     assert dat["yi"].iloc[0] == pytest.approx(14.2 - 12.9)

@@ -293,7 +293,8 @@ def bayes_sampled(yi: Any, vi: Any, *, data: pd.DataFrame | None = None,
     y, v = _column(yi, data, "yi"), _column(vi, data, "vi")
     labels = _labels(slab, data, len(y))
     md = ModelData.from_arrays(y, np.sqrt(v), labels=labels)
-    priors = Priors(mu_sd=mu_prior_sd, tau_family=tau_prior, tau_scale=tau_scale,
+    priors = Priors(mu_sd=mu_prior_sd, tau_family=tau_prior,  # type: ignore[arg-type]
+                    tau_scale=tau_scale,
                     tau_nu=tau_nu)
     dt = fit(build_model(md, priors, "random_effects_marginal"),
              SamplerSettings(draws=draws, chains=chains), seed)
