@@ -53,7 +53,8 @@ def _pair_frame(ev: Evidence, spec: AnalysisSpec) -> tuple[pd.DataFrame, str]:
 def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
                        build_dir: Path, echo: Any) -> dict[str, Any]:
     """Fit the cross-nutrient slope model when at least two pairs have enough trials."""
-    frames, pairs = [], []
+    frames: list[pd.DataFrame] = []
+    pairs: list[dict[str, Any]] = []
     for spec in specs:
         df, outcome = _pair_frame(ev, spec)
         pairs.append({"evidence_base": spec.evidence_base, "outcome": outcome, "k": len(df)})

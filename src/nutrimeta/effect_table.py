@@ -31,7 +31,7 @@ def effect_settings(spec: AnalysisSpec, prepost_correlation: float | None = None
     return EffectSettings(
         measures={o.id: o.measure for o in spec.outcomes},
         target_units={o.id: o.unit for o in spec.outcomes},
-        prefer=spec.prefer,
+        prefer="final" if spec.prefer == "final" else "change",
         prepost_correlation=spec.prepost_correlation if prepost_correlation is None
         else prepost_correlation,
     )

@@ -47,7 +47,7 @@ def prior_sensitivity(df: pd.DataFrame, priors: list[TauPriorSpec], mu_sd: float
 def leave_one_out(df: pd.DataFrame, prior: TauPriorSpec, mu_sd: float, mid: float,
                   beneficial: str) -> list[dict]:
     """The pooled effect with each trial left out in turn (needs k >= 2)."""
-    out = []
+    out: list[dict] = []
     if len(df) < 2:
         return out
     for i, sid in enumerate(df["study_id"].astype(str)):

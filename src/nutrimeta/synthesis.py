@@ -123,7 +123,8 @@ def compiled_model(data: Any, priors: Any, kind: str, moderator: bool, sampler: 
     key = (kind, moderator, data.n, data.n_studies, len(data.nutrient_labels),
            priors.tau_family, priors.tau_nu)
     if key not in _COMPILED:
-        _COMPILED[key] = Refitter(data, priors, kind, moderator=moderator, sampler=sampler)
+        _COMPILED[key] = Refitter(data, priors, kind,  # type: ignore[arg-type]
+                                  moderator=moderator, sampler=sampler)
     refitter = _COMPILED[key]
     refitter.sampler = sampler
     return refitter

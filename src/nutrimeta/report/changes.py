@@ -123,7 +123,8 @@ def _compare_model(outcome: str, mid: str, old: dict, new: dict, tol: Tolerance
                           note=str(new.get("reason", "") or "")))
     if old.get("k") != new.get("k") and old.get("k") is not None:
         out.append(Change("k", outcome, mid, "k", old.get("k"), new.get("k"),
-                          _num_or_none(new.get("k") or 0) - (_num_or_none(old["k"]) or 0)
+                          (_num_or_none(new.get("k") or 0) or 0.0)
+                          - (_num_or_none(old["k"]) or 0.0)
                           if isinstance(new.get("k"), int) else None))
     if so != "ok" or sn != "ok":
         return out
@@ -372,9 +373,8 @@ def changes_since_release(new: dict | Bundle, releases_dir: Path | str, *,
     tol
         Reporting thresholds.
     """
-    if isinstance(new, Bundle):
-        new = clean_json(new)
-    base = str(new.get("evidence_base", ""))
+    current: dict = clean_json(new) if isinstance(new, Bundle) else new
+    base = str(current.get("evidence_base", ""))
     rel = latest_release(releases_dir, base)
     if rel is None:
         return ("## What changed\n\nNo previous release of this evidence base is saved in "
@@ -382,7 +382,7 @@ def changes_since_release(new: dict | Bundle, releases_dir: Path | str, *,
     version, path = rel
     old = json.loads(path.read_text(encoding="utf-8"))
     old = old.get("bundle", old)  # a report's results.json wraps the results bundle
-    return changes_markdown(compare_bundles(old, new, tol=tol), since=version, tol=tol)
+    return changes_markdown(compare_bundles(old, current, tol=tol), since=version, tol=tol)
 
 
 def _recorded(bundle: dict[str, Any]) -> dict[str, str]:
@@ -419,17 +419,16 @@ def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
                     ) -> list[tuple[str, str, str]]:
     """The report's living-evidence sections: what changed since the last release, and what
     one more trial would do (both read from saved files)."""
-    if isinstance(bundle, Bundle):
-        bundle = clean_json(bundle)
-    changes = changes_since_release(bundle, releases_dir)
+    data: dict[str, Any] = clean_json(bundle) if isinstance(bundle, Bundle) else bundle
+    changes = changes_since_release(data, releases_dir)
     changes = "\n".join(line for line in changes.splitlines()
                         if not line.startswith("## What changed"))
-    changes = record_changes(bundle, releases_dir) + changes
+    changes = record_changes(data, releases_dir) + changes
     lines = ["Expected effect of one more randomised trial (two equal arms) on the pooled "
              "estimate of the exact random-effects model, by simulation from its posterior "
              "predictive. P(supported) is the probability that, after that trial, the posterior "
              "probability of a benefit reaches 0.95.", ""]
-    for _oid, oc in bundle["outcomes"].items():
+    for _oid, oc in data["outcomes"].items():
         nt = oc.get("next_trial") or {}
         if nt.get("status") != "ok":
             continue

@@ -64,7 +64,7 @@ STYLE: dict[str, Any] = {
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
     """Local matplotlib style for report figures (restores global settings on exit)."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         yield
 
 

@@ -213,7 +213,7 @@ def imprecision(pooled: Mapping[str, Any] | None, mid: float | None,
 
 def publication_bias(egger_p: float | None, k: int | None) -> DomainSuggestion:
     """Publication-bias suggestion from the Egger-type small-study test."""
-    kk = int(k) if _num(k) is not None else 0
+    kk = int(k) if k is not None and _num(k) is not None else 0
     p = _num(egger_p)
     if kk < 10:
         return DomainSuggestion("publication bias", "not assessable (k<10)", 0,

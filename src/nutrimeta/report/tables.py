@@ -249,7 +249,7 @@ def published_syntheses(bundle: Bundle, syntheses: pd.DataFrame) -> pd.DataFrame
             "unit", "k", "n_participants", "i2"]
     rows = []
     for r in records(syn) if not syn.empty else []:
-        o = bundle.outcomes.get(r.get("outcome"))
+        o = bundle.outcomes.get(str(r.get("outcome")))
         if o is None:
             continue
         pm = o.primary_model()
