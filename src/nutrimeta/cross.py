@@ -1,4 +1,4 @@
-"""Cross-nutrient synthesis: does deficiency modify the effect in the same way for every pair?
+"""Cross-nutrient synthesis: does deficiency modify the effect alike for every pair.
 
 Each evidence base contributes its primary outcome as a standardised mean difference (Hedges'
 g), signed so that a positive value is the hypothesised benefit, and its baseline level as the

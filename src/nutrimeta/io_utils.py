@@ -41,8 +41,10 @@ def atomic_write_json(path: Path | str, obj: Any) -> None:
 
 
 def sha256_text(text: str) -> str:
+    """SHA-256 hex digest of a UTF-8 text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def sha256_file(path: Path | str) -> str:
+    """SHA-256 hex digest of a file."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

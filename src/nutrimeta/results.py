@@ -158,6 +158,7 @@ class ModelResult(Record):
 
     @property
     def ok(self) -> bool:
+        """True when the model was fitted and passed its checks."""
         return self.status == "ok"
 
     def probability(self, quantity: str, relation: str, threshold: float) -> float:
@@ -178,6 +179,8 @@ class ModelResult(Record):
 
 
 class FrequentistCoefficient(OpenRecord):
+    """One coefficient of a frequentist fit (estimate, SE, CI)."""
+
     name: str
     estimate: float
     se: float
@@ -266,6 +269,8 @@ class CumulativeRow(Record):
 
 
 class NextTrialRow(Record):
+    """Value of one more trial of ``n_per_arm`` per arm (simulation summary)."""
+
     n_per_arm: int
     se: float
     p_benefit_now: float
@@ -289,6 +294,8 @@ class NextTrial(Record):
 
 
 class TauPriorPosterior(Record):
+    """Prior and posterior densities of tau on a common grid."""
+
     grid: list[float]
     prior: list[float]
     posterior: list[float]
@@ -346,18 +353,23 @@ class OutcomeResult(Record):
 
 
 class TauPriorRecord(Record):
+    """A tau prior as declared in the spec."""
+
     family: str
     scale: float
     nu: float = 3.0
 
     @property
     def label(self) -> str:
+        """How the prior is printed."""
         from nutrimeta.priors import tau_label
 
         return tau_label(self.family, self.scale, self.nu)
 
 
 class OutcomeSpecRecord(Record):
+    """One outcome of the spec: measure, unit, MID, direction of benefit, priors."""
+
     id: str
     measure: str
     unit: str
@@ -371,11 +383,15 @@ class OutcomeSpecRecord(Record):
 
 
 class LatentLevelRecord(Record):
+    """Assumed baseline level (minus the cut-off) of a status category."""
+
     mean: float
     sd: float
 
 
 class ModeratorRecord(Record):
+    """The baseline-status moderator: unit, cut-off and its source, latent levels."""
+
     nutrient: str
     unit: str
     cutoff: float
@@ -388,6 +404,8 @@ class ModeratorRecord(Record):
 
 
 class SamplerRecord(Record):
+    """Sampler settings of the spec."""
+
     draws: int
     tune: int
     chains: int
@@ -395,6 +413,8 @@ class SamplerRecord(Record):
 
 
 class SensitivityRecord(Record):
+    """Sensitivity analyses declared in the spec."""
+
     tau_priors: list[TauPriorRecord] = Field(default_factory=list)
     leave_one_out: bool = True
     prepost_correlations: list[float] = Field(default_factory=list)
@@ -402,6 +422,8 @@ class SensitivityRecord(Record):
 
 
 class ClaimSpecRecord(Record):
+    """A claim of the field as declared in the spec."""
+
     text: str
     outcome: str
     quantity: str
@@ -430,6 +452,7 @@ class SpecRecord(Record):
     design_extra_sd: float | None = None
 
     def outcome(self, outcome_id: str) -> OutcomeSpecRecord:
+        """The spec of one outcome (KeyError naming it if absent)."""
         for o in self.outcomes:
             if o.id == outcome_id:
                 return o
@@ -484,6 +507,8 @@ class ClaimResult(Record):
 
 
 class NotPoolableRow(Record):
+    """A reported result that could not be pooled, with the reason."""
+
     study_id: str
     outcome: str
     subgroup: str | None = None
@@ -497,12 +522,16 @@ class NotPoolableRow(Record):
 
 
 class ExcludedRow(Record):
+    """A trial report not included, with its status and reason."""
+
     study_id: str
     inclusion_status: str
     inclusion_reason: str | None = None
 
 
 class Flow(Record):
+    """Counts of trial reports by inclusion status and poolable trials per outcome."""
+
     recorded: int
     by_inclusion_status: dict[str, int]
     excluded_reasons: list[ExcludedRow]
@@ -511,6 +540,8 @@ class Flow(Record):
 
 
 class Provenance(Record):
+    """What the results were computed from and with."""
+
     package_version: str
     data_version: str
     data_hash: str
@@ -542,6 +573,8 @@ class Bundle(Record):
 
 
 class SlopeRow(Record):
+    """The deficiency slope of one nutrient–hormone pair."""
+
     evidence_base: str
     outcome: str
     k: int
@@ -553,6 +586,8 @@ class SlopeRow(Record):
 
 
 class PooledSlope(Record):
+    """The slope pooled across pairs."""
+
     mean: float
     q025: float
     q975: float

@@ -114,9 +114,11 @@ class Table:
 
     @property
     def column_names(self) -> list[str]:
+        """Names of the columns, in order."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> Column:
+        """The column called ``name``."""
         for c in self.columns:
             if c.name == name:
                 return c

@@ -33,6 +33,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class TauPriorSpec:
+    """Prior of the between-trial SD tau: family, scale (the mean for the exponential), nu."""
+
     family: str
     scale: float
     nu: float = 3.0
@@ -45,6 +47,8 @@ class TauPriorSpec:
 
 @dataclass(frozen=True)
 class OutcomeSpec:
+    """One analysed outcome: measure, unit, MID and its source, direction of benefit, priors."""
+
     id: str
     measure: str
     unit: str
@@ -58,17 +62,22 @@ class OutcomeSpec:
 
     @property
     def label(self) -> str:
+        """Readable name of the outcome (from the schema)."""
         return OUTCOMES[self.id]["label"]
 
 
 @dataclass(frozen=True)
 class LatentLevel:
+    """Assumed baseline level (minus the cut-off) of trials in a status category."""
+
     mean: float
     sd: float
 
 
 @dataclass(frozen=True)
 class ModeratorSpec:
+    """The baseline-status moderator: unit, deficiency cut-off and its source, latent levels."""
+
     nutrient: str
     unit: str
     cutoff: float  # in ``unit`` (converted in code from the published value)
@@ -82,6 +91,8 @@ class ModeratorSpec:
 
 @dataclass(frozen=True)
 class SamplerSpec:
+    """NUTS settings."""
+
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
@@ -90,6 +101,8 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class SensitivitySpec:
+    """Sensitivity analyses to run on the exact posterior."""
+
     tau_priors: tuple[TauPriorSpec, ...] = ()
     leave_one_out: bool = True
     prepost_correlations: tuple[float, ...] = (0.2, 0.8)
@@ -98,6 +111,8 @@ class SensitivitySpec:
 
 @dataclass(frozen=True)
 class ClaimSpec:
+    """A claim of the field to check against the posterior."""
+
     text: str
     outcome: str
     quantity: str  # "mu", "effect_deficient", "effect_replete", "deficient_minus_replete"
@@ -108,6 +123,8 @@ class ClaimSpec:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
+    """A parsed, checked analysis spec (``analyses/<evidence_base>.toml``)."""
+
     evidence_base: str
     title: str
     question: str
@@ -127,15 +144,18 @@ class AnalysisSpec:
 
     @property
     def spec_hash(self) -> str:
+        """SHA-256 of the spec file text (part of the cache key)."""
         return sha256_text(self.source_text)
 
     def outcome(self, outcome_id: str) -> OutcomeSpec:
+        """The spec of one outcome."""
         for o in self.outcomes:
             if o.id == outcome_id:
                 return o
         raise KeyError(outcome_id)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, as recorded in every results bundle."""
         d = asdict(self)
         d.pop("source_text", None)
         return d
