@@ -18,9 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from nutrimeta import __version__
 from nutrimeta.datapackage import read_version
@@ -79,18 +76,12 @@ def cache_key(data_dir: Path, spec: AnalysisSpec) -> str:
                                   __version__, code_hash(), read_version(data_dir)]))
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = [c for c in df.columns if not c.startswith("_")]
-    return clean_json(df[cols].astype(object).where(df[cols].notna(), None).to_dict("records"))
-
-
 def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_dir: Path,
                       echo: Echo) -> Bundle:
-    """Fit every outcome of one evidence base (effects read from ``build/effects.csv``) and
-    assemble its typed results bundle."""
+    """Fit one evidence base from ``build/effects.csv``: the provenance is recorded here, the
+    bundle is built by :func:`nutrimeta.synthesis.evidence_base_bundle`."""
     from nutrimeta import synthesis
 
-    effects = read_effects(build_dir, spec.evidence_base)
     provenance = {
         "package_version": __version__, "data_version": read_version(data_dir),
         "data_hash": data_hash(data_dir, [spec.evidence_base]),
@@ -99,35 +90,9 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
         "seed": spec.seed, "sampler": {"backend": "nutpie", **spec.to_dict()["sampler"]},
         "created": dt.date.today().isoformat(),
     }
-    fits_dir = build_dir / "fits" / spec.evidence_base
-    fit_provenance = {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
-                                                   "spec_hash")}
-    outcomes = {o.id: synthesis.outcome_entry(spec, o, effects, ev, fits_dir, fit_provenance,
-                                              echo)
-                for o in spec.outcomes}
-    not_poolable = effects[~effects["poolable"].astype(bool)]
-    studies = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
-    syntheses = ev.syntheses[ev.syntheses["_base"] == spec.evidence_base]
-    return Bundle.model_validate(clean_json({
-        "evidence_base": spec.evidence_base, "title": spec.title, "question": spec.question,
-        "provenance": provenance, "spec": spec.to_dict(), "outcomes": outcomes,
-        "not_poolable": _records(not_poolable[[
-            "study_id", "outcome", "subgroup", "design", "year", "first_author",
-            "inclusion_status", "reason", "direction", "p_value"]]),
-        "claims": synthesis.claim_entries(spec, outcomes),
-        "published_syntheses": _records(syntheses),
-        "flow": {
-            "recorded": len(studies),
-            "by_inclusion_status": {k: int(v) for k, v in
-                                    studies["inclusion_status"].value_counts().items()},
-            "excluded_reasons": _records(studies.loc[studies["inclusion_status"] != "included",
-                                                     ["study_id", "inclusion_status",
-                                                      "inclusion_reason"]]),
-            "poolable_per_outcome": {o.id: outcomes[o.id].k for o in spec.outcomes},
-            "poolable_all_designs_per_outcome": {o.id: outcomes[o.id].k_all_designs
-                                                 for o in spec.outcomes},
-        },
-    }))
+    return synthesis.evidence_base_bundle(
+        ev, spec, read_effects(build_dir, spec.evidence_base), provenance,
+        build_dir / "fits" / spec.evidence_base, echo)
 
 
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,

@@ -28,6 +28,7 @@ from nutrimeta.models.next_trial import next_trial_entry
 from nutrimeta.priors import sampled_priors
 from nutrimeta.results import (
     VERDICT_RULE,
+    Bundle,
     ClaimResult,
     ModelResult,
     OutcomeResult,
@@ -420,3 +421,42 @@ def _claim_probability(model: ModelResult, c: Any) -> float | None:
     if c.direction == "within":
         return round(float(np.mean(np.abs(d) < abs(c.threshold))), 4)
     raise ValueError(f"unknown claim direction {c.direction!r}")
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in df.columns if not c.startswith("_")]
+    return clean_json(df[cols].astype(object).where(df[cols].notna(), None).to_dict("records"))
+
+
+def evidence_base_bundle(ev: Evidence, spec: AnalysisSpec, effects: pd.DataFrame,
+                         provenance: dict[str, Any], fits_dir: Path,
+                         log: Callable[[str], None]) -> Bundle:
+    """The typed results bundle of one evidence base: every outcome, the claims, the records
+    not pooled, the published syntheses and the flow of records."""
+    fit_provenance = {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
+                                                   "spec_hash")}
+    outcomes = {o.id: outcome_entry(spec, o, effects, ev, fits_dir, fit_provenance, log)
+                for o in spec.outcomes}
+    not_poolable = effects[~effects["poolable"].astype(bool)]
+    studies = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
+    syntheses = ev.syntheses[ev.syntheses["_base"] == spec.evidence_base]
+    return Bundle.model_validate(clean_json({
+        "evidence_base": spec.evidence_base, "title": spec.title, "question": spec.question,
+        "provenance": provenance, "spec": spec.to_dict(), "outcomes": outcomes,
+        "not_poolable": _records(not_poolable[[
+            "study_id", "outcome", "subgroup", "design", "year", "first_author",
+            "inclusion_status", "reason", "direction", "p_value"]]),
+        "claims": claim_entries(spec, outcomes),
+        "published_syntheses": _records(syntheses),
+        "flow": {
+            "recorded": len(studies),
+            "by_inclusion_status": {k: int(v) for k, v in
+                                    studies["inclusion_status"].value_counts().items()},
+            "excluded_reasons": _records(studies.loc[studies["inclusion_status"] != "included",
+                                                     ["study_id", "inclusion_status",
+                                                      "inclusion_reason"]]),
+            "poolable_per_outcome": {o.id: outcomes[o.id].k for o in spec.outcomes},
+            "poolable_all_designs_per_outcome": {o.id: outcomes[o.id].k_all_designs
+                                                 for o in spec.outcomes},
+        },
+    }))
