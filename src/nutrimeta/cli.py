@@ -126,7 +126,7 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
 
     if (record is None) == (base is None):
         raise click.UsageError("give a RECORD file, or --interactive EVIDENCE_BASE")
-    rec = load_record(record) if record is not None else prompt_record(str(base))  # base is set: checked above
+    rec = load_record(record) if record is not None else prompt_record(str(base))
     outcome = add_record(rec, data_dir, dry_run=dry_run, analyses_dir=analyses_dir)
     click.echo(outcome.describe())
     sys.exit(0 if outcome.ok else 1)
