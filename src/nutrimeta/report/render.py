@@ -299,7 +299,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
     tab_dir = out / "tables"
     fig_dir.mkdir(parents=True)
     tab_dir.mkdir(parents=True)
-    mod = clean_json(bundle.spec.moderator)
+    mod = bundle.spec.moderator
 
     frames: dict[str, pd.DataFrame] = {
         "study_characteristics": tbl.study_characteristics(studies, base),
@@ -322,9 +322,10 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
     for oid, outcome in bundle.outcomes.items():
         label = outcome.label
         pm = outcome.primary_model()
-        pmodel = clean_json(pm[1]) if pm else None
+        pmodel = pm[1] if pm else None
+        pooled_mu = pmodel.parameters["mu"] if pmodel is not None else None
         se = tbl.study_effects(outcome)
-        o = clean_json(outcome)  # the figures read plain mappings
+        o = outcome
         frames[f"study_effects_{oid}"] = se
         ofigs: list[dict[str, Any]] = []
 
@@ -338,26 +339,24 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             figure_index.append({"outcome": _oid, "name": saved["name"], "png": saved["png"],
                                  "svg": saved["svg"], "caption": caption})
 
-        unit = o.get("effect_unit") or ""
+        unit = o.effect_unit
         with figs.figure_style():
             add(figs.forest(o, pmodel, label), "forest",
-                f"Forest plot, {label} ({o.get('measure')}{', ' + unit if unit else ''}). "
+                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}). "
                 "Observed effects with 95% confidence intervals (marker size = weight, shape = "
                 "design, open = non-randomised), shrunken trial estimates with 95% credible "
                 "intervals, pooled mean (diamond, 95% CrI) and 95% prediction interval.")
-            line_model = next((m for m in (o.get("models") or {}).values()
-                               if m.get("status") == "ok" and m.get("regression_line")), None)
+            line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
+                              None)
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
                 f"Effect versus baseline status, {label}. Bubble area is proportional to "
                 "precision (1/SE²); colour gives the baseline status category"
                 + ("; line and band: posterior mean regression line and 95% credible band"
                    if line_model else "; no regression line in the results")
-                + (f"; dotted line: deficiency cut-off {fmt(mod.get('cutoff'))} "
-                   f"{mod.get('unit') or ''}" if mod.get("cutoff") is not None else "") + ".")
-            dens_model = next((m for m in (o.get("models") or {}).values()
-                               if m.get("status") == "ok"
-                               and {"effect_deficient", "effect_replete"}
-                               <= set(m.get("parameters") or {})), None)
+                + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
+            dens_model = next((m for m in o.models.values()
+                               if m.ok and {"effect_deficient", "effect_replete"}
+                               <= set(m.parameters)), None)
             if dens_model is not None:
                 res = figs.subgroup_densities(o, dens_model, label)
                 if res is not None:
@@ -367,8 +366,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                         "replete populations"
                         + (" (normal approximation from posterior mean and SD)." if approx
                            else " (density grids from the posterior draws)."))
-            centre = (pmodel or {}).get("parameters", {}).get("mu", {}).get("mean") \
-                if pmodel else None
+            centre = pooled_mu.mean if pooled_mu is not None else None
             ss = outcome.small_study
             add(figs.funnel(o, centre, label), "funnel",
                 f"Contour-enhanced funnel plot, {label}: shading marks where a trial's own "
@@ -385,8 +383,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             add(figs.tau_prior_posterior(o, label), "tau_prior_posterior",
                 f"Prior (dashed) and posterior (solid) density of tau, the between-trial "
                 f"standard deviation, {label}.")
-            add(figs.sensitivity(o, (pmodel or {}).get("parameters", {}).get("mu")
-                                 if pmodel else None, label), "sensitivity",
+            add(figs.sensitivity(o, pooled_mu, label), "sensitivity",
                 f"Sensitivity analyses, {label}: pooled mean and 95% CrI under alternative "
                 "priors, leaving out one trial at a time and other pre/post correlations.")
 
@@ -409,7 +406,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                                              .drop(columns=["outcome"]),
                                              labels={**POOLED_LABELS, "p_gt_0": "P(> 0)"}),
             "study_effects": tbl.display_frame(se, labels={"baseline_status_value_std":
-                                                           f"baseline ({mod.get('unit', '')})"}),
+                                                           f"baseline ({mod.unit})"}),
             "small_study": outcome.small_study,
             "figures": ofigs,
         })
@@ -439,7 +436,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "diagnostics": tbl.display_frame(frames["diagnostics"]),
         "methods": methods_text(bundle, effects),
         "provenance": provenance_rows(bundle, bundle_name),
-        "citation": citation, "moderator": mod,
+        "citation": citation, "moderator": clean_json(mod),
         "outcome_labels": {oid: o.label for oid, o in bundle.outcomes.items()},
         "derived": derived, "version": nutrimeta.__version__,
         "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
@@ -564,12 +561,13 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
                       "claims": tbl.claims(b)})
     cross = None
     if cross_path is not None and Path(cross_path).is_file():
-        c = clean_json(load_cross(cross_path))
-        cfailed = (c.get("status") == "failed"
-                   or (c.get("diagnostics") or {}).get("passed") is False)
+        typed = load_cross(cross_path)
+        c = clean_json(typed)
+        cfailed = (typed.status == "failed"
+                   or (typed.diagnostics is not None and not typed.diagnostics.passed))
         any_failed |= cfailed
         with figs.figure_style():
-            fig = figs.cross_nutrient(c)
+            fig = figs.cross_nutrient(typed)
             png = None
             if fig is not None:
                 with tempfile.TemporaryDirectory() as td:
