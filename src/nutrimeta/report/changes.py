@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nutrimeta.results import Bundle, Probability, clean_json
+from nutrimeta.results import Bundle, Probability, VerdictRule, clean_json
 
 __all__ = ["Change", "Tolerance", "changes_markdown", "changes_since_release",
            "compare_bundles", "latest_release", "living_sections"]
@@ -427,7 +427,8 @@ def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
     lines = ["Expected effect of one more randomised trial (two equal arms) on the pooled "
              "estimate of the exact random-effects model, by simulation from its posterior "
              "predictive. P(supported) is the probability that, after that trial, the posterior "
-             "probability of a benefit reaches 0.95.", ""]
+             "probability of a benefit reaches "
+             f"{data.get('verdict_rule', VerdictRule().model_dump())['supported_at']:g}.", ""]
     for _oid, oc in data["outcomes"].items():
         nt = oc.get("next_trial") or {}
         if nt.get("status") != "ok":

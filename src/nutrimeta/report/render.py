@@ -572,18 +572,21 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
             if fig is not None:
                 with tempfile.TemporaryDirectory() as td:
                     png = figs.save_figure(fig, Path(td), "cross_nutrient")["png_base64"]
-        rows = pd.DataFrame([{"evidence base": r.get("evidence_base"),
-                              "outcome": r.get("label") or r.get("outcome"), "k": r.get("k"),
-                              "slope": r.get("mean"), "2.5%": r.get("q025"),
-                              "97.5%": r.get("q975"), "p_lt_0": r.get("p_lt_0")}
-                             for r in [*c.get("slopes", []),
-                                       {**(c.get("pooled_slope") or {}),
-                                        "evidence_base": "all", "label": "pooled slope"}]])
-        cross = {"title": c.get("title") or "Cross-nutrient synthesis", "scale": c.get("scale"),
+        slope_rows = [{"evidence base": r.evidence_base, "outcome": r.label or r.outcome,
+                       "k": r.k, "slope": r.mean, "2.5%": r.q025, "97.5%": r.q975,
+                       "p_lt_0": r.p_lt_0} for r in typed.slopes]
+        if typed.pooled_slope is not None:
+            ps = typed.pooled_slope
+            slope_rows.append({"evidence base": "all", "outcome": "pooled slope", "k": None,
+                               "slope": ps.mean, "2.5%": ps.q025, "97.5%": ps.q975,
+                               "p_lt_0": ps.p_lt_0})
+        rows = pd.DataFrame(slope_rows)
+        cross = {"title": typed.title, "scale": typed.scale,
                  "pooled": c.get("pooled_slope") or {}, "tau": c.get("tau"),
-                 "failed": cfailed, "problems": (c.get("diagnostics") or {}).get("problems"),
-                 "status": c.get("status", "ok"), "reason": c.get("reason", ""),
-                 "moderator": c.get("moderator", ""), "measure": c.get("measure", ""),
+                 "failed": cfailed,
+                 "problems": typed.diagnostics.problems if typed.diagnostics else None,
+                 "status": typed.status, "reason": typed.reason or "",
+                 "moderator": typed.moderator, "measure": typed.measure,
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()
