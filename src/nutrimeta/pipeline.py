@@ -32,29 +32,11 @@ from nutrimeta.results import (
 )
 from nutrimeta.spec import AnalysisSpec, load_specs
 from nutrimeta.validate import Evidence, data_hash, load_evidence
+from nutrimeta.versions import package_versions
 
 Echo = Callable[[str], None]
-#: Packages whose versions every bundle records.
-RECORDED_PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats",
-                     "numpy", "scipy", "pandas", "pandera", "pint", "statsmodels", "matplotlib",
-                     "xarray")
-
-
 def _echo_err(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-def package_versions() -> dict[str, str]:
-    """Python, nutrimeta and :data:`RECORDED_PACKAGES` versions of this run."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "nutrimeta": __version__}
-    for name in RECORDED_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def code_hash() -> str:
