@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
 
-.PHONY: help venv validate effects fit report analysis test test-all lint bench browser clean clean-venv
+.PHONY: help venv validate effects fit report analysis test test-all lint typecheck bench browser clean clean-venv
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,8 +43,11 @@ test: $(STAMP) ## Run the test suite (slow tests excluded; see test-all)
 test-all: $(STAMP) ## Run every test, slow ones included (several minutes)
 	$(PY) -m pytest -n $(JOBS)
 
-lint: $(STAMP) ## ruff check
+lint: $(STAMP) typecheck ## ruff check and the static type check
 	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: $(STAMP) ## mypy on src/ (configured in pyproject.toml)
+	$(VENV)/bin/mypy
 
 bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same run (slow)
 	$(PY) -m pip install --quiet -e '.[bench]'

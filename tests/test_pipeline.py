@@ -62,7 +62,10 @@ def test_meta_regression_recovers_the_fixture_gradient(built: Path) -> None:
     """The fixture's effect falls with baseline zinc: slope < 0 with high probability."""
     mr = _bundle(built)["outcomes"][OUTCOME]["models"]["meta_regression_continuous"]
     assert mr["parameters"]["slope"]["mean"] < 0
-    assert mr["probabilities"]["P(effect_deficient better than effect_replete)"] > 0.9
+    better = [p["value"] for p in mr["probabilities"]
+              if (p["quantity"], p["relation"], p["threshold"])
+              == ("deficient_minus_replete", ">", 0.0)]
+    assert better and better[0] > 0.9
     line = mr["regression_line"]
     assert line[0]["mean"] > line[-1]["mean"]
 

@@ -105,7 +105,9 @@ def test_every_pooled_number_appears(rendered: Path) -> None:
         assert html_cells in page, (oid, mid, html_cells)
     for o in results["bundle"]["outcomes"].values():
         for mid, m in o["models"].items():
-            for event, p in m["probabilities"].items():
+            for pr in m["probabilities"]:
+                event = f"P({pr['quantity']} {pr['relation']} {pr['threshold']:g})"
+                p = pr["value"]
                 assert f"| {mid} | {event} | {fmt_prob(p)} |" in md
                 assert (f"<td>{html.escape(event)}</td><td>{html.escape(fmt_prob(p))}</td>"
                         in page)
@@ -279,16 +281,16 @@ def test_index_with_cross_nutrient(rendered: Path, tmp_path: Path) -> None:
 
 
 def test_minimal_bundle_renders(bundle: dict[str, Any], tmp_path: Path) -> None:
-    """Optional bundle sections missing, a failed fit, an outcome without trials."""
+    """Optional bundle sections absent, a failed fit, an outcome without trials."""
     o = bundle["outcomes"]["free_testosterone"]
-    for key in ("cumulative", "sensitivity", "tau_prior_posterior", "small_study",
-                "frequentist", "mid", "primary_model"):
+    for key in ("cumulative", "sensitivity", "tau_prior_posterior", "frequentist"):
         o.pop(key)
-    o["models"]["random_effects"] = {"model": "random_effects", "status": "failed",
-                                     "reason": "sampler crashed"}
-    bundle["outcomes"]["tpo_ab"] = {"label": "TPO antibodies", "measure": "SMD", "k": 0,
-                                    "n_participants": 0, "studies": [], "models": {}}
-    for key in ("claims", "published_syntheses", "spec", "not_poolable"):
+    o["models"]["random_effects"] = {"model": "random_effects", "description": "RE",
+                                     "status": "failed", "reason": "sampler crashed", "k": 3}
+    empty = {**o, "label": "TPO antibodies", "measure": "SMD", "k": 0, "k_all_designs": 0,
+             "n_participants": 0, "studies": [], "models": {}, "small_study": {"k": 0}}
+    bundle["outcomes"]["tpo_ab"] = empty
+    for key in ("claims", "published_syntheses", "not_poolable"):
         bundle.pop(key)
     effects, studies, _ = _tables()
     out = tmp_path / "reports" / "zinc_testosterone"
@@ -301,6 +303,32 @@ def test_minimal_bundle_renders(bundle: dict[str, Any], tmp_path: Path) -> None:
     assert "forest_total_testosterone" in figures
     assert not {f for f in figures if f.endswith("tpo_ab")}
     assert "cumulative_free_testosterone" not in figures
+
+
+@pytest.mark.parametrize(("where", "key"), [
+    (("outcomes", "total_testosterone"), "small_study"),
+    (("outcomes", "total_testosterone"), "mid"),
+    (("spec", "moderator"), "cutoff"),
+    (("outcomes", "total_testosterone", "models", "random_effects"), "status"),
+])
+def test_missing_field_fails_loudly(bundle: dict[str, Any], tmp_path: Path,
+                                    where: tuple[str, ...], key: str) -> None:
+    """A field the report needs and the bundle lacks is an error naming it, never "NR"."""
+    block: Any = bundle
+    for part in where:
+        block = block[part]
+    block.pop(key)
+    with pytest.raises(ValueError, match=key):
+        _render(_write_bundle(bundle, tmp_path / "results"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_renamed_field_fails_loudly(bundle: dict[str, Any], tmp_path: Path) -> None:
+    """The Egger intercept under another name (the old ``egger_intercept``) is refused."""
+    ss = bundle["outcomes"]["total_testosterone"]["small_study"]
+    ss["egger_intercept"] = ss.pop("intercept")
+    with pytest.raises(ValueError, match="egger_intercept"):
+        _render(_write_bundle(bundle, tmp_path / "results"), tmp_path / "out")
 
 
 def test_figures_leave_global_style_alone(rendered: Path) -> None:

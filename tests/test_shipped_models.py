@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nutrimeta.effect_table import effects_for_spec
 from nutrimeta.models.bayes import build_model, check_initial_point
-from nutrimeta.pipeline import effects_for_spec
+from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 from nutrimeta.spec import load_specs
-from nutrimeta.synthesis import RANDOMISED, model_data_frame, prepare_model
+from nutrimeta.synthesis import model_data_frame, prepare_model
 from nutrimeta.validate import load_evidence, require_valid
 
 ROOT = Path(__file__).parents[1]

@@ -59,3 +59,23 @@ def test_spec_hash_changes_with_the_text(tmp_path: Path) -> None:
     a.write_text(text, encoding="utf-8")
     b.write_text(text.replace("draws = 1000", "draws = 1500"), encoding="utf-8")
     assert load_spec(a).spec_hash != load_spec(b).spec_hash
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("draws = 1000", "draw = 1000"), "[sampler]: unknown key 'draw'"),
+        (("seed = 20261129", "seed = true"), "[analysis]: 'seed' must be int, got True"),
+        (("[analysis]", "[analyses]"), ": missing key 'analysis'"),
+        (("leave_one_out = true", 'leave_one_out = "yes"'), "'leave_one_out' must be bool"),
+    ],
+)
+def test_spec_checking_is_strict(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+    """Unknown keys and wrong types (a bool for an int, text for a bool) are errors."""
+    text = (ANALYSES / "zinc_testosterone.toml").read_text(encoding="utf-8")
+    assert edit[0] in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_spec(bad)
+    assert str(bad) in str(err.value) and message in str(err.value)

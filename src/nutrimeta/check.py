@@ -67,7 +67,7 @@ class Finding:
     severity: str
     message: str
     reading: str = ""
-    numbers: dict[str, float | str] = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,7 @@ def _pair_findings(ri: Mapping[str, Any], rc: Mapping[str, Any], prow: Mapping[s
         base["n_assumed"] = n_note
     where = _where(prow)
     out: list[Finding] = []
+    readings: tuple[str, ...]
     if kinds == {"pm"}:
         readings = ("sd", "se")
     elif "pm" in kinds or len(kinds) > 1:
@@ -314,7 +315,7 @@ def check_evidence(studies: pd.DataFrame, results: pd.DataFrame) -> list[Finding
     for r in recs:
         findings += _row_findings(r)
         week = _num(r, "week")
-        key = (_str(r, "study_id"), _str(r, "outcome"), _str(r, "subgroup"),
+        key: tuple[str, ...] = (_str(r, "study_id"), _str(r, "outcome"), _str(r, "subgroup"),
                _str(r, "timepoint"), f"{week:g}" if math.isfinite(week) else "",
                _str(r, "value_type"))
         groups.setdefault(key, []).append(r)

@@ -167,14 +167,14 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
     The record is validated against the schema and the existing data; on success its rows are
     appended (no other byte of the data changes); on any error nothing is written.
     """
-    from nutrimeta.living import add_record, load_record, prompt_record
+    from nutrimeta.intake import add_record, load_record, prompt_record
     from nutrimeta.transaction import TransactionError, recover
 
     if (record is None) == (base is None):
         raise click.UsageError("give a RECORD file, or --interactive EVIDENCE_BASE")
     try:
         note = recover(data_dir) if data_dir.is_dir() else None
-        rec = load_record(record) if record is not None else prompt_record(base)
+        rec = load_record(record) if record is not None else prompt_record(str(base))
     except (ValueError, UnicodeDecodeError, TransactionError) as exc:
         if isinstance(exc, UnicodeDecodeError):  # a CSV-pair record folder
             exc = ValueError(f"{record}: a file is not UTF-8 text (byte 0x"
@@ -197,17 +197,16 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
               help="Folder of saved releases (releases/<data-version>/<base>/results.json).")
 def changes(build_dir: Path, releases_dir: Path) -> None:
     """What changed in each evidence base since the last saved release."""
-    import json
+    from nutrimeta.pipeline import bundle_paths
+    from nutrimeta.report.changes import changes_since_release
+    from nutrimeta.results import load_bundle
 
-    from nutrimeta.living import changes_since_release
-
-    bundles = sorted(p for p in (build_dir / "results").glob("*.json")
-                     if not p.name.endswith(".previous.json") and p.stem != "cross_nutrient")
+    bundles = bundle_paths(build_dir)
     if not bundles:
         raise click.ClickException(f"no results in {build_dir}/results: run `nutrimeta fit`")
     for path in bundles:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        click.echo(f"# {bundle.get('title', path.stem)}\n")
+        bundle = load_bundle(path)
+        click.echo(f"# {bundle.title}\n")
         click.echo(changes_since_release(bundle, releases_dir))
 
 

@@ -1,4 +1,4 @@
-"""Cross-nutrient synthesis: does deficiency modify the effect in the same way for every pair?
+"""Cross-nutrient synthesis: does deficiency modify the effect alike for every pair.
 
 Each evidence base contributes its primary outcome as a standardised mean difference (Hedges'
 g), signed so that a positive value is the hypothesised benefit, and its baseline level as the
@@ -19,12 +19,15 @@ A negative slope means a larger benefit the further below the cut-off a populati
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nutrimeta.effect_table import effects_for_spec, pooled_rows
+from nutrimeta.results import benefit_sign
 from nutrimeta.spec import AnalysisSpec
 from nutrimeta.validate import Evidence
 
@@ -35,17 +38,12 @@ MODERATOR_TEXT = ("fractional distance of the baseline level from the deficiency
 
 
 def _pair_frame(ev: Evidence, spec: AnalysisSpec) -> tuple[pd.DataFrame, str]:
-    from dataclasses import replace
-
-    from nutrimeta.pipeline import effects_for_spec
-
     primary = next(o for o in spec.outcomes if o.primary)
     smd_spec = replace(spec, outcomes=tuple(replace(o, measure="SMD") if o.id == primary.id
                                             else o for o in spec.outcomes))
     eff = effects_for_spec(ev, smd_spec)
-    eff = eff[(eff["outcome"] == primary.id) & eff["poolable"]
-              & eff["design"].isin(["parallel_rct", "crossover_rct"])].copy()
-    sign = 1.0 if primary.beneficial == "increase" else -1.0
+    eff = pooled_rows(eff, primary.id).copy()
+    sign = benefit_sign(primary.beneficial)
     eff["yi"] = eff["yi"] * sign
     cut = spec.moderator.cutoff
     eff["baseline_status_value_std"] = (eff["baseline_status_value_std"] - cut) / cut
@@ -55,7 +53,8 @@ def _pair_frame(ev: Evidence, spec: AnalysisSpec) -> tuple[pd.DataFrame, str]:
 def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
                        build_dir: Path, echo: Any) -> dict[str, Any]:
     """Fit the cross-nutrient slope model when at least two pairs have enough trials."""
-    frames, pairs = [], []
+    frames: list[pd.DataFrame] = []
+    pairs: list[dict[str, Any]] = []
     for spec in specs:
         df, outcome = _pair_frame(ev, spec)
         pairs.append({"evidence_base": spec.evidence_base, "outcome": outcome, "k": len(df)})

@@ -86,6 +86,7 @@ def read_version(data_dir: Path | str = "data") -> str:
 
 
 def render(descriptor: dict[str, Any]) -> str:
+    """The descriptor as written to disk (indented JSON)."""
     return json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Unit plausibility: is a recorded level of the right order of magnitude for its outcome?
+"""Unit plausibility: is a recorded level of the right order of magnitude for its outcome.
 
 A number recorded with the wrong unit (a glucose in ng/dL instead of mg/dL, a testosterone in
 ng/dL instead of ng/mL) converts without complaint and silently corrupts an effect size. Each

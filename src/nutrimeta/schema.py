@@ -68,6 +68,8 @@ DESIGNS = (
     "controlled_nonrandomised",  # concurrent control arm, not randomised
     "single_arm_prepost",  # one arm, before vs after
 )
+#: Designs of the primary analyses (randomised trials); the one definition of the group.
+RANDOMISED_DESIGNS = ("parallel_rct", "crossover_rct")
 STATUS_CATEGORIES = ("deficient", "marginal", "replete", "unknown")
 INCLUSION_STATUSES = (
     "included",  # poolable with the primary evidence of its base
@@ -139,9 +141,11 @@ class Table:
 
     @property
     def column_names(self) -> list[str]:
+        """Names of the columns, in order."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> Column:
+        """The column called ``name``."""
         for c in self.columns:
             if c.name == name:
                 return c

@@ -13,33 +13,23 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from nutrimeta.models.exact import ExactPosterior, TauPrior, exact_posterior
+from nutrimeta.models.exact import ExactPosterior, exact_posterior
+from nutrimeta.priors import exact_tau_prior
+from nutrimeta.results import benefit_sign
 from nutrimeta.spec import TauPriorSpec
-
-
-def tau_prior(spec: TauPriorSpec) -> TauPrior:
-    """Map a spec's tau prior onto the exact engine's prior."""
-    if spec.family == "half_normal":
-        return TauPrior.half_normal(spec.scale)
-    if spec.family == "half_cauchy":
-        return TauPrior.half_cauchy(spec.scale)
-    if spec.family == "half_student_t":
-        return TauPrior.half_student_t(spec.nu, spec.scale)
-    if spec.family == "exponential":
-        return TauPrior.exponential(1.0 / spec.scale)
-    raise ValueError(f"unknown tau prior family {spec.family!r}")
 
 
 def fit_exact(df: pd.DataFrame, prior: TauPriorSpec, mu_sd: float) -> ExactPosterior:
     """Exact random-effects posterior of the rows of an effect-size table."""
-    return exact_posterior(df["yi"].to_numpy(float), df["sei"].to_numpy(float), tau_prior(prior),
-                           mu_prior=(0.0, mu_sd), labels=list(df["study_id"].astype(str)))
+    return exact_posterior(df["yi"].to_numpy(float), df["sei"].to_numpy(float),
+                           exact_tau_prior(prior), mu_prior=(0.0, mu_sd),
+                           labels=list(df["study_id"].astype(str)))
 
 
 def _row(post: ExactPosterior, mid: float, beneficial: str) -> dict[str, float]:
     mu = post.mu
     lo, hi = mu.interval(0.95)
-    sign = 1.0 if beneficial == "increase" else -1.0
+    sign = benefit_sign(beneficial)
     p_benefit = mu.prob_gt(0.0) if sign > 0 else 1.0 - mu.prob_gt(0.0)
     p_mid = mu.prob_gt(mid) if sign > 0 else 1.0 - mu.prob_gt(-mid)
     return {"mean": float(mu.mean), "median": float(mu.median), "q025": float(lo),
@@ -57,7 +47,7 @@ def prior_sensitivity(df: pd.DataFrame, priors: list[TauPriorSpec], mu_sd: float
 def leave_one_out(df: pd.DataFrame, prior: TauPriorSpec, mu_sd: float, mid: float,
                   beneficial: str) -> list[dict]:
     """The pooled effect with each trial left out in turn (needs k >= 2)."""
-    out = []
+    out: list[dict] = []
     if len(df) < 2:
         return out
     for i, sid in enumerate(df["study_id"].astype(str)):
@@ -107,9 +97,9 @@ def cumulative(df: pd.DataFrame, prior: TauPriorSpec, mu_sd: float) -> list[dict
 
 def tau_prior_posterior(post: ExactPosterior, prior: TauPriorSpec, n: int = 200) -> dict:
     """Prior and posterior densities of tau on a common grid, for the prior-vs-posterior plot."""
-    upper = max(float(post.tau_quantile(0.995)), float(tau_prior(prior).ppf(0.95)))
+    upper = max(float(post.tau_quantile(0.995)), float(exact_tau_prior(prior).ppf(0.95)))
     grid = np.linspace(0.0, upper if math.isfinite(upper) else 1.0, n)
     return {"grid": grid.round(6).tolist(),
-            "prior": np.asarray(tau_prior(prior).pdf(grid)).round(6).tolist(),
+            "prior": np.asarray(exact_tau_prior(prior).pdf(grid)).round(6).tolist(),
             "posterior": np.asarray(post.tau_pdf(grid)).round(6).tolist(),
             "prior_label": prior.label}

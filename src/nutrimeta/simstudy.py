@@ -265,8 +265,8 @@ def calibration_task(seed: int, params: Mapping[str, Any]) -> dict[str, Any]:
     y = mu + tau * rng.standard_normal(k) + se * rng.standard_normal(k)
     post = exact_posterior(y, se, TauPrior.half_normal(tau_scale), mu_prior=(0.0, mu_sd))
     a = 0.5 * (1.0 - level)
-    q_lo, q_hi = post.mu.ppf([a, 1.0 - a])
-    t_lo, t_hi = post.tau_quantile([a, 1.0 - a])
+    q_lo, q_hi = np.atleast_1d(post.mu.ppf([a, 1.0 - a]))
+    t_lo, t_hi = np.atleast_1d(post.tau_quantile([a, 1.0 - a]))
     out: dict[str, Any] = {
         "mu": mu, "tau": tau,
         "exact_mu_lower": float(q_lo), "exact_mu_upper": float(q_hi),

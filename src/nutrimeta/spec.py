@@ -14,7 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
 from nutrimeta.io_utils import sha256_text
+from nutrimeta.priors import TAU_FAMILIES, tau_label
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
 from nutrimeta.units import UnitConversionError, convert
 
@@ -24,7 +27,10 @@ MODEL_KINDS = (
     "meta_regression_category",
     "all_evidence",
 )
-TAU_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "exponential")
+
+
+#: Readings of a dispersion printed as a bare "±".
+UNLABELLED_READINGS = ("sd", "se", "exclude")
 
 
 class SpecError(ValueError):
@@ -33,23 +39,22 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class TauPriorSpec:
+    """Prior of the between-trial SD tau: family, scale (the mean for the exponential), nu."""
+
     family: str
     scale: float
     nu: float = 3.0
 
     @property
     def label(self) -> str:
-        names = {"half_normal": "HalfNormal", "half_cauchy": "HalfCauchy",
-                 "half_student_t": f"HalfStudentT(nu={self.nu:g})", "exponential": "Exponential"}
-        if self.family == "half_student_t":
-            return f"tau ~ HalfStudentT(nu={self.nu:g}, scale={self.scale:g})"
-        if self.family == "exponential":
-            return f"tau ~ Exponential(mean={self.scale:g})"
-        return f"tau ~ {names[self.family]}({self.scale:g})"
+        """How the prior is printed (one rule: :func:`nutrimeta.priors.tau_label`)."""
+        return tau_label(self.family, self.scale, self.nu)
 
 
 @dataclass(frozen=True)
 class OutcomeSpec:
+    """One analysed outcome: measure, unit, MID and its source, direction of benefit, priors."""
+
     id: str
     measure: str
     unit: str
@@ -63,17 +68,22 @@ class OutcomeSpec:
 
     @property
     def label(self) -> str:
+        """Readable name of the outcome (from the schema)."""
         return OUTCOMES[self.id]["label"]
 
 
 @dataclass(frozen=True)
 class LatentLevel:
+    """Assumed baseline level (minus the cut-off) of trials in a status category."""
+
     mean: float
     sd: float
 
 
 @dataclass(frozen=True)
 class ModeratorSpec:
+    """The baseline-status moderator: unit, deficiency cut-off and its source, latent levels."""
+
     nutrient: str
     unit: str
     cutoff: float  # in ``unit`` (converted in code from the published value)
@@ -87,6 +97,8 @@ class ModeratorSpec:
 
 @dataclass(frozen=True)
 class SamplerSpec:
+    """NUTS settings."""
+
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
@@ -95,6 +107,8 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class SensitivitySpec:
+    """Sensitivity analyses to run on the exact posterior."""
+
     tau_priors: tuple[TauPriorSpec, ...] = ()
     leave_one_out: bool = True
     prepost_correlations: tuple[float, ...] = (0.2, 0.8)
@@ -103,6 +117,8 @@ class SensitivitySpec:
 
 @dataclass(frozen=True)
 class ClaimSpec:
+    """A claim of the field to check against the posterior."""
+
     text: str
     outcome: str
     quantity: str  # "mu", "effect_deficient", "effect_replete", "deficient_minus_replete"
@@ -113,6 +129,8 @@ class ClaimSpec:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
+    """A parsed, checked analysis spec (``analyses/<evidence_base>.toml``)."""
+
     evidence_base: str
     title: str
     question: str
@@ -132,43 +150,242 @@ class AnalysisSpec:
 
     @property
     def spec_hash(self) -> str:
+        """SHA-256 of the spec file text (part of the cache key)."""
         return sha256_text(self.source_text)
 
     def outcome(self, outcome_id: str) -> OutcomeSpec:
+        """The spec of one outcome."""
         for o in self.outcomes:
             if o.id == outcome_id:
                 return o
         raise KeyError(outcome_id)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, as recorded in every results bundle."""
         d = asdict(self)
         d.pop("source_text", None)
         return d
 
 
-def _get(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-         default: Any = ...) -> Any:
-    if key not in d:
-        if default is ...:
-            raise SpecError(f"{where}: missing key {key!r}")
-        return default
-    value = d[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind):
-        raise SpecError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, "
-                        f"got {value!r}")
+# --------------------------------------------------------------------------- TOML checking
+# The TOML file is checked by pydantic models of its shape (strict types, no unknown keys);
+# errors are reported as ``<file> [section] #n.key: problem``.
+
+
+class _Toml(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _one_of(value: str, allowed: tuple[str, ...] | dict[str, Any], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {tuple(allowed)}")
     return value
 
 
-def _tau(d: dict[str, Any], where: str) -> TauPriorSpec:
-    family = _get(d, "family", where, str)
-    if family not in TAU_FAMILIES:
-        raise SpecError(f"{where}: tau prior family {family!r} is not one of {TAU_FAMILIES}")
-    scale = _get(d, "scale", where, float)
-    if not scale > 0:
-        raise SpecError(f"{where}: tau prior scale must be > 0")
-    return TauPriorSpec(family, scale, _get(d, "nu", where, float, 3.0))
+class _TauToml(_Toml):
+    family: str
+    scale: float
+    nu: float = 3.0
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        return _one_of(v, TAU_FAMILIES, "tau prior family")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("tau prior scale must be > 0")
+        return v
+
+
+class _AnalysisToml(_Toml):
+    evidence_base: str
+    title: str
+    question: str
+    seed: int
+
+    @field_validator("evidence_base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if v not in EVIDENCE_BASES:
+            raise ValueError(f"unknown evidence_base {v!r}")
+        return v
+
+
+class _EffectsToml(_Toml):
+    prefer: str = "change"
+    unlabelled_spread: str = "sd"
+    prepost_correlation: float = 0.5
+
+    @field_validator("prefer")
+    @classmethod
+    def _prefer(cls, v: str) -> str:
+        if v not in ("change", "final"):
+            raise ValueError("prefer must be 'change' or 'final'")
+        return v
+
+    @field_validator("unlabelled_spread")
+    @classmethod
+    def _unlabelled(cls, v: str) -> str:
+        if v not in UNLABELLED_READINGS:
+            raise ValueError("unlabelled_spread must be 'sd', 'se' or 'exclude'")
+        return v
+
+    @field_validator("prepost_correlation")
+    @classmethod
+    def _r(cls, v: float) -> float:
+        if not -1 < v < 1:
+            raise ValueError("prepost_correlation must be in (-1, 1)")
+        return v
+
+
+class _LatentToml(_Toml):
+    mean: float
+    sd: float
+
+
+class _ModeratorToml(_Toml):
+    unit: str
+    cutoff_value: float
+    cutoff_unit: str
+    cutoff_source: str
+    reference_deficient: float
+    reference_replete: float
+    latent: dict[str, _LatentToml]
+
+    @field_validator("latent")
+    @classmethod
+    def _categories(cls, v: dict[str, _LatentToml]) -> dict[str, _LatentToml]:
+        missing = [c for c in STATUS_CATEGORIES if c not in v]
+        if missing:
+            raise ValueError(f"missing key {missing[0]!r}")
+        for c in v:
+            _one_of(c, STATUS_CATEGORIES, "status category")
+        return v
+
+
+class _OutcomeToml(_Toml):
+    id: str
+    measure: str
+    unit: str | None = None
+    mid: float
+    mid_source: str
+    beneficial: str
+    mu_prior_sd: float
+    tau_prior: _TauToml
+    slope_prior_sd: float
+    primary: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if v not in OUTCOMES:
+            raise ValueError(f"unknown outcome {v!r}")
+        return v
+
+    @field_validator("measure")
+    @classmethod
+    def _measure(cls, v: str) -> str:
+        if v not in ("MD", "SMD", "ROM"):
+            raise ValueError("measure must be MD, SMD or ROM")
+        return v
+
+    @field_validator("beneficial")
+    @classmethod
+    def _beneficial(cls, v: str) -> str:
+        if v not in ("increase", "decrease"):
+            raise ValueError("beneficial must be 'increase' or 'decrease'")
+        return v
+
+
+class _SamplerToml(_Toml):
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.95
+
+
+class _SensitivityToml(_Toml):
+    tau_priors: list[_TauToml] = []
+    leave_one_out: bool = True
+    prepost_correlations: list[float] = [0.2, 0.8]
+    unlabelled_spread: list[str] = ["se", "exclude"]
+
+    @field_validator("unlabelled_spread")
+    @classmethod
+    def _readings(cls, v: list[str]) -> list[str]:
+        for r in v:
+            _one_of(r, UNLABELLED_READINGS, "unlabelled_spread reading")
+        return v
+
+
+class _ClaimToml(_Toml):
+    text: str
+    outcome: str
+    quantity: str
+    model: str
+    threshold: float = 0.0
+    direction: str = "increase"
+
+
+class _DesignToml(_Toml):
+    bias_prior_sd: float = math.nan
+    extra_sd: float = math.nan
+
+
+class _SpecToml(_Toml):
+    analysis: _AnalysisToml
+    effects: _EffectsToml = _EffectsToml()
+    moderator: _ModeratorToml
+    outcomes: list[_OutcomeToml]
+    models: list[str] = list(MODEL_KINDS)
+    sampler: _SamplerToml = _SamplerToml()
+    sensitivity: _SensitivityToml = _SensitivityToml()
+    claims: list[_ClaimToml] = []
+    design: _DesignToml = _DesignToml()
+
+    @field_validator("outcomes")
+    @classmethod
+    def _some(cls, v: list[_OutcomeToml]) -> list[_OutcomeToml]:
+        if not v:
+            raise ValueError("at least one [[outcomes]] entry is needed")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        for k in v:
+            if k not in MODEL_KINDS:
+                raise ValueError(f"unknown model {k!r}; choose from {MODEL_KINDS}")
+        return v
+
+
+_KINDS = {"int_type": "int", "float_type": "float", "string_type": "str", "bool_type": "bool",
+          "list_type": "list", "dict_type": "dict", "model_type": "a table"}
+
+
+def _problem(path: str, err: Any) -> str:
+    """One pydantic error as ``<file> [section] #n.key: problem``."""
+    loc = list(err["loc"])
+    where = path
+    if len(loc) > 1 and isinstance(loc[0], str):
+        section = loc.pop(0)
+        if loc and isinstance(loc[0], int):
+            where += f" [[{section}]] #{loc.pop(0) + 1}"
+        else:
+            where += f" [{section}]"
+    key = loc.pop() if loc and err["type"] in (*_KINDS, "missing", "extra_forbidden") else None
+    if loc:
+        where += "." + ".".join(str(x) for x in loc)
+    if err["type"] == "missing":
+        return f"{where}: missing key {key!r}"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key {key!r}"
+    if err["type"] in _KINDS:
+        return f"{where}: {key!r} must be {_KINDS[err['type']]}, got {err['input']!r}"
+    return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
 
 
 def load_spec(path: Path | str) -> AnalysisSpec:
@@ -180,104 +397,52 @@ def load_spec(path: Path | str) -> AnalysisSpec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: invalid TOML: {exc}") from exc
     w = str(path)
-    a = _get(raw, "analysis", w, dict)
-    base = _get(a, "evidence_base", f"{w} [analysis]", str)
-    if base not in EVIDENCE_BASES:
-        raise SpecError(f"{w} [analysis]: unknown evidence_base {base!r}")
-    eff = _get(raw, "effects", w, dict, {})
-    prefer = _get(eff, "prefer", f"{w} [effects]", str, "change")
-    if prefer not in ("change", "final"):
-        raise SpecError(f"{w} [effects]: prefer must be 'change' or 'final'")
-    unlabelled = _get(eff, "unlabelled_spread", f"{w} [effects]", str, "sd")
-    if unlabelled not in ("sd", "se", "exclude"):
-        raise SpecError(f"{w} [effects]: unlabelled_spread must be 'sd', 'se' or 'exclude'")
-    r = _get(eff, "prepost_correlation", f"{w} [effects]", float, 0.5)
-    if not -1 < r < 1:
-        raise SpecError(f"{w} [effects]: prepost_correlation must be in (-1, 1)")
-
-    m = _get(raw, "moderator", w, dict)
+    try:
+        t = _SpecToml.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError("\n".join(_problem(w, e) for e in exc.errors())) from None
+    base = t.analysis.evidence_base
+    m = t.moderator
     mw = f"{w} [moderator]"
     nutrient = EVIDENCE_BASES[base]["nutrient"]
-    unit = _get(m, "unit", mw, str)
-    if unit != MODERATOR_UNITS[nutrient]:
+    if m.unit != MODERATOR_UNITS[nutrient]:
         raise SpecError(f"{mw}: unit must be {MODERATOR_UNITS[nutrient]} for {nutrient}")
-    latent_raw = _get(m, "latent", mw, dict)
-    latent = {}
-    for cat in STATUS_CATEGORIES:
-        lr = _get(latent_raw, cat, f"{mw}.latent", dict)
-        latent[cat] = LatentLevel(_get(lr, "mean", f"{mw}.latent.{cat}", float),
-                                  _get(lr, "sd", f"{mw}.latent.{cat}", float))
-    cutoff_value = _get(m, "cutoff_value", mw, float)
-    cutoff_unit = _get(m, "cutoff_unit", mw, str)
     try:
-        cutoff = float(convert(cutoff_value, cutoff_unit, unit, nutrient))
+        cutoff = float(convert(m.cutoff_value, m.cutoff_unit, m.unit, nutrient))
     except UnitConversionError as exc:
         raise SpecError(f"{mw}: cutoff_unit: {exc}") from exc
     moderator = ModeratorSpec(
-        nutrient=nutrient, unit=unit, cutoff=cutoff, cutoff_value=cutoff_value,
-        cutoff_unit=cutoff_unit,
-        cutoff_source=_get(m, "cutoff_source", mw, str),
-        reference_deficient=_get(m, "reference_deficient", mw, float),
-        reference_replete=_get(m, "reference_replete", mw, float), latent=latent)
+        nutrient=nutrient, unit=m.unit, cutoff=cutoff, cutoff_value=m.cutoff_value,
+        cutoff_unit=m.cutoff_unit, cutoff_source=m.cutoff_source,
+        reference_deficient=m.reference_deficient, reference_replete=m.reference_replete,
+        latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES})
 
-    outcomes = []
-    for i, o in enumerate(_get(raw, "outcomes", w, list)):
-        ow = f"{w} [[outcomes]] #{i + 1}"
-        oid = _get(o, "id", ow, str)
-        if oid not in OUTCOMES:
-            raise SpecError(f"{ow}: unknown outcome {oid!r}")
-        measure = _get(o, "measure", ow, str)
-        if measure not in ("MD", "SMD", "ROM"):
-            raise SpecError(f"{ow}: measure must be MD, SMD or ROM")
-        beneficial = _get(o, "beneficial", ow, str)
-        if beneficial not in ("increase", "decrease"):
-            raise SpecError(f"{ow}: beneficial must be 'increase' or 'decrease'")
-        outcomes.append(OutcomeSpec(
-            id=oid, measure=measure, unit=_get(o, "unit", ow, str, OUTCOMES[oid]["unit"]),
-            mid=_get(o, "mid", ow, float), mid_source=_get(o, "mid_source", ow, str),
-            beneficial=beneficial, mu_prior_sd=_get(o, "mu_prior_sd", ow, float),
-            tau_prior=_tau(_get(o, "tau_prior", ow, dict), f"{ow}.tau_prior"),
-            slope_prior_sd=_get(o, "slope_prior_sd", ow, float),
-            primary=_get(o, "primary", ow, bool, True)))
-    if not outcomes:
-        raise SpecError(f"{w}: at least one [[outcomes]] entry is needed")
+    def tau(x: _TauToml) -> TauPriorSpec:
+        return TauPriorSpec(x.family, x.scale, x.nu)
 
-    models = tuple(_get(raw, "models", w, list, list(MODEL_KINDS)))
-    for k in models:
-        if k not in MODEL_KINDS:
-            raise SpecError(f"{w}: unknown model {k!r}; choose from {MODEL_KINDS}")
-    s = _get(raw, "sampler", w, dict, {})
-    sampler = SamplerSpec(draws=_get(s, "draws", f"{w} [sampler]", int, 1000),
-                          tune=_get(s, "tune", f"{w} [sampler]", int, 1000),
-                          chains=_get(s, "chains", f"{w} [sampler]", int, 4),
-                          target_accept=_get(s, "target_accept", f"{w} [sampler]", float, 0.95))
-    sens = _get(raw, "sensitivity", w, dict, {})
-    sw = f"{w} [sensitivity]"
-    sensitivity = SensitivitySpec(
-        tau_priors=tuple(_tau(t, f"{sw}.tau_priors") for t in _get(sens, "tau_priors", sw, list,
-                                                                     [])),
-        leave_one_out=_get(sens, "leave_one_out", sw, bool, True),
-        prepost_correlations=tuple(float(x) for x in _get(sens, "prepost_correlations", sw, list,
-                                                          [0.2, 0.8])),
-        unlabelled_spread=tuple(_get(sens, "unlabelled_spread", sw, list, ["se", "exclude"])))
-    claims = []
-    for i, c in enumerate(_get(raw, "claims", w, list, [])):
-        cw = f"{w} [[claims]] #{i + 1}"
-        claims.append(ClaimSpec(text=_get(c, "text", cw, str), outcome=_get(c, "outcome", cw, str),
-                                quantity=_get(c, "quantity", cw, str),
-                                model=_get(c, "model", cw, str),
-                                threshold=_get(c, "threshold", cw, float, 0.0),
-                                direction=_get(c, "direction", cw, str, "increase")))
-    d = _get(raw, "design", w, dict, {})
+    outcomes = tuple(OutcomeSpec(
+        id=o.id, measure=o.measure, unit=o.unit if o.unit is not None else OUTCOMES[o.id]["unit"],
+        mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial, mu_prior_sd=o.mu_prior_sd,
+        tau_prior=tau(o.tau_prior), slope_prior_sd=o.slope_prior_sd, primary=o.primary)
+        for o in t.outcomes)
+    sens = t.sensitivity
     spec = AnalysisSpec(
-        evidence_base=base, title=_get(a, "title", f"{w} [analysis]", str),
-        question=_get(a, "question", f"{w} [analysis]", str),
-        seed=_get(a, "seed", f"{w} [analysis]", int), prefer=prefer, prepost_correlation=r,
-        unlabelled_spread=unlabelled,
-        outcomes=tuple(outcomes), moderator=moderator, models=models, sampler=sampler,
-        sensitivity=sensitivity, claims=tuple(claims),
-        bias_prior_sd=_get(d, "bias_prior_sd", f"{w} [design]", float, math.nan),
-        design_extra_sd=_get(d, "extra_sd", f"{w} [design]", float, math.nan),
+        evidence_base=base, title=t.analysis.title, question=t.analysis.question,
+        seed=t.analysis.seed, prefer=t.effects.prefer,
+        prepost_correlation=t.effects.prepost_correlation,
+        unlabelled_spread=t.effects.unlabelled_spread, outcomes=outcomes, moderator=moderator,
+        models=tuple(t.models),
+        sampler=SamplerSpec(draws=t.sampler.draws, tune=t.sampler.tune,
+                            chains=t.sampler.chains, target_accept=t.sampler.target_accept),
+        sensitivity=SensitivitySpec(
+            tau_priors=tuple(tau(x) for x in sens.tau_priors),
+            leave_one_out=sens.leave_one_out,
+            prepost_correlations=tuple(float(x) for x in sens.prepost_correlations),
+            unlabelled_spread=tuple(sens.unlabelled_spread)),
+        claims=tuple(ClaimSpec(text=c.text, outcome=c.outcome, quantity=c.quantity,
+                               model=c.model, threshold=c.threshold, direction=c.direction)
+                     for c in t.claims),
+        bias_prior_sd=t.design.bias_prior_sd, design_extra_sd=t.design.extra_sd,
         source_text=text)
     for c in spec.claims:
         if c.outcome not in {o.id for o in spec.outcomes}:

@@ -17,6 +17,7 @@ class UniqueKeySafeLoader(yaml.SafeLoader):
     """A ``SafeLoader`` whose mappings reject a key given twice."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build the mapping, raising on a key that occurs twice (PyYAML keeps the last)."""
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

@@ -22,12 +22,23 @@ import numpy as np
 import pandas as pd
 
 from nutrimeta import diagnostics, sensitivity
+from nutrimeta.effect_table import effects_for_spec, pooled_rows
 from nutrimeta.models import frequentist
+from nutrimeta.models.next_trial import next_trial_entry
+from nutrimeta.priors import sampled_priors
+from nutrimeta.results import (
+    VERDICT_RULE,
+    Bundle,
+    ClaimResult,
+    ModelResult,
+    OutcomeResult,
+    benefit_relation,
+    benefit_sign,
+    clean_json,
+)
 from nutrimeta.spec import AnalysisSpec, OutcomeSpec
+from nutrimeta.validate import Evidence
 
-RANDOMISED = ("parallel_rct", "crossover_rct")
-#: Fewest trials behind a claim for a verdict other than "uncertain".
-MIN_K_VERDICT = 3
 MIN_K = {"random_effects": 2, "meta_regression_continuous": 3, "meta_regression_category": 3,
          "all_evidence": 2}
 MODEL_DESCRIPTIONS = {
@@ -60,8 +71,10 @@ def _mixture_summary(mix: Any) -> dict[str, float]:
             "q975": round(float(hi), 6)}
 
 
-def _prob_statements(draws_or_mix: Any, mid: float, beneficial: str, name: str = "mu") -> dict:
-    sign = 1.0 if beneficial == "increase" else -1.0
+def _prob_statements(draws_or_mix: Any, mid: float, beneficial: str, name: str = "mu"
+                     ) -> list[dict[str, Any]]:
+    """P(benefit) and P(beyond the MID) of one quantity, in the beneficial direction."""
+    sign = benefit_sign(beneficial)
     if isinstance(draws_or_mix, np.ndarray):
         d = draws_or_mix * sign
         p0, pm = float(np.mean(d > 0)), float(np.mean(d > mid))
@@ -69,9 +82,9 @@ def _prob_statements(draws_or_mix: Any, mid: float, beneficial: str, name: str =
         p0 = draws_or_mix.prob_gt(0.0) if sign > 0 else 1 - draws_or_mix.prob_gt(0.0)
         p_mid = draws_or_mix.prob_gt(mid) if sign > 0 else 1 - draws_or_mix.prob_gt(-mid)
         p0, pm = float(p0), float(p_mid)
-    rel = ">" if sign > 0 else "<"
-    mid_txt = f"{mid:g}" if sign > 0 else f"-{mid:g}"
-    return {f"P({name} {rel} 0)": round(p0, 4), f"P({name} {rel} {mid_txt})": round(pm, 4)}
+    rel = benefit_relation(beneficial)
+    return [{"quantity": name, "relation": rel, "threshold": 0.0, "value": round(p0, 4)},
+            {"quantity": name, "relation": rel, "threshold": sign * mid, "value": round(pm, 4)}]
 
 
 def model_data_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -80,7 +93,7 @@ def model_data_frame(df: pd.DataFrame) -> pd.DataFrame:
                           na_position="first").reset_index(drop=True)
 
 
-def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[dict, Any]:
+def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[ModelResult, Any]:
     """The exact random-effects posterior entry and the posterior object."""
     start = time.perf_counter()
     post = sensitivity.fit_exact(df, o.tau_prior, o.mu_prior_sd)
@@ -97,25 +110,7 @@ def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[dict, Any]:
                         "integration_error": float(getattr(post, "integration_error", 0.0))},
         "fit_seconds": round(seconds, 4),
     }
-    return entry, post
-
-
-def _priors_for(spec: AnalysisSpec, o: OutcomeSpec):
-    from nutrimeta.models.bayes import Priors
-
-    m = spec.moderator
-    latent = {c: (lv.mean, lv.sd) for c, lv in m.latent.items()}
-    kw: dict[str, Any] = {
-        "mu_sd": o.mu_prior_sd, "tau_family": o.tau_prior.family, "tau_scale": o.tau_prior.scale,
-        "tau_nu": o.tau_prior.nu, "slope_sd": o.slope_prior_sd, "latent_baseline": latent,
-        "x_deficient": m.reference_deficient, "x_replete": m.reference_replete,
-        "category_sd": o.mu_prior_sd / 2, "tau_contrast_scale": o.tau_prior.scale,
-    }
-    if not math.isnan(spec.bias_prior_sd):
-        kw["design_bias_sd"] = spec.bias_prior_sd * o.mu_prior_sd
-    if not math.isnan(spec.design_extra_sd):
-        kw["design_extra_scale"] = spec.design_extra_sd * o.mu_prior_sd
-    return Priors(**kw)
+    return ModelResult.model_validate(clean_json(entry)), post
 
 
 _COMPILED: dict[tuple, Any] = {}
@@ -129,7 +124,8 @@ def compiled_model(data: Any, priors: Any, kind: str, moderator: bool, sampler: 
     key = (kind, moderator, data.n, data.n_studies, len(data.nutrient_labels),
            priors.tau_family, priors.tau_nu)
     if key not in _COMPILED:
-        _COMPILED[key] = Refitter(data, priors, kind, moderator=moderator, sampler=sampler)
+        _COMPILED[key] = Refitter(data, priors, kind,  # type: ignore[arg-type]
+                                  moderator=moderator, sampler=sampler)
     refitter = _COMPILED[key]
     refitter.sampler = sampler
     return refitter
@@ -146,7 +142,7 @@ def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpe
     if kind == "meta_regression_continuous" and df["baseline_status_value_std"].notna().sum() \
             + (df["baseline_status_category"] != "unknown").sum() == 0:
         return "no trial has a baseline status"
-    priors = _priors_for(spec, o)
+    priors = sampled_priors(spec, o)
     # theta integrated out: the same posterior for mu and tau without the funnel geometry
     build_kind = "random_effects_marginal" if kind == "random_effects" else kind
     note = ""
@@ -170,14 +166,14 @@ def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpe
 
 
 def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
-                fits_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+                fits_dir: Path, provenance: dict[str, Any]) -> ModelResult:
     """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
     from nutrimeta.models.fitting import SamplerSettings, save_posterior
 
     entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
     prepared = prepare_model(kind, df, spec, o)
     if isinstance(prepared, str):
-        return {**entry, "status": "skipped", "reason": prepared}
+        return ModelResult.model_validate({**entry, "status": "skipped", "reason": prepared})
     data, priors, build_kind, note = prepared
     if note:
         entry["note"] = note
@@ -217,11 +213,12 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     probs = _prob_statements(post["mu"].values.ravel(), o.mid, o.beneficial)
     if "deficient_minus_replete" in post:
         diff = post["deficient_minus_replete"].values.ravel()
-        sign = 1.0 if o.beneficial == "increase" else -1.0
-        probs["P(effect_deficient better than effect_replete)"] = round(
-            float(np.mean(diff * sign > 0)), 4)
+        sign = benefit_sign(o.beneficial)
+        probs.append({"quantity": "deficient_minus_replete",
+                      "relation": benefit_relation(o.beneficial), "threshold": 0.0,
+                      "value": round(float(np.mean(diff * sign > 0)), 4)})
         for name in ("effect_deficient", "effect_replete"):
-            probs.update(_prob_statements(post[name].values.ravel(), o.mid, o.beneficial, name))
+            probs += _prob_statements(post[name].values.ravel(), o.mid, o.beneficial, name)
     out = {**entry, "status": "ok" if diag.passed else "failed",
            "reason": "" if diag.passed else "; ".join(diag.problems),
            "parameters": params, "probabilities": probs,
@@ -235,7 +232,7 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     if kind == "meta_regression_continuous":
         out["regression_line"] = _regression_line(post, spec, df)
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
-    return out
+    return ModelResult.model_validate(clean_json(out))
 
 
 def _regression_line(post: Any, spec: AnalysisSpec, df: pd.DataFrame) -> list[dict]:
@@ -313,13 +310,17 @@ def study_rows(df: pd.DataFrame, post: Any, tau2_reml: float | None) -> list[dic
     return rows
 
 
-def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
-                  effects_for_variant: Callable[..., pd.DataFrame], fits_dir: Path,
-                  provenance: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-    """Everything the bundle holds for one outcome."""
-    mine = effects[(effects["outcome"] == o.id) & effects["poolable"]]
-    rct = model_data_frame(mine[mine["design"].isin(RANDOMISED)])
-    every = model_data_frame(mine)
+def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev: Evidence,
+                  fits_dir: Path, provenance: dict[str, Any], log: Callable[[str], None]
+                  ) -> OutcomeResult:
+    """Everything the bundle holds for one outcome.
+
+    ``effects`` is the evidence base's effect-size table (``build/effects.csv``); ``ev`` the
+    curated evidence, from which the sensitivity analyses recompute the table under other
+    assumptions.
+    """
+    rct = model_data_frame(pooled_rows(effects, o.id))
+    every = model_data_frame(pooled_rows(effects, o.id, randomised_only=False))
     n = rct[["n_intervention", "n_control"]].fillna(0).to_numpy().sum()
     entry: dict[str, Any] = {
         "label": o.label, "measure": o.measure, "effect_unit": o.unit if o.measure == "MD"
@@ -333,9 +334,9 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
         ex, post = exact_entry(rct, o)
         entry["models"]["exact"] = ex
     else:
-        entry["models"]["exact"] = {"model": "exact", "description": MODEL_DESCRIPTIONS["exact"],
-                                    "status": "skipped", "k": 0,
-                                    "reason": "no poolable randomised trial"}
+        entry["models"]["exact"] = ModelResult(
+            model="exact", description=MODEL_DESCRIPTIONS["exact"], status="skipped", k=0,
+            reason="no poolable randomised trial")
     entry["frequentist"] = frequentist_entry(rct)
     tau2 = entry["frequentist"].get("reml", {}).get("tau2") if entry["frequentist"] else None
     entry["studies"] = study_rows(rct, post, tau2)
@@ -347,9 +348,9 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
         try:
             entry["models"][kind] = bayes_entry(kind, data, spec, o, fits_dir / o.id, provenance)
         except Exception as exc:  # a failing fit is reported, never silently dropped
-            entry["models"][kind] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind],
-                                     "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                                     "k": len(data)}
+            entry["models"][kind] = ModelResult(
+                model=kind, description=MODEL_DESCRIPTIONS[kind], status="failed",
+                reason=f"{type(exc).__name__}: {exc}", k=len(data))
     if post is not None:
         sens = sensitivity.prior_sensitivity(rct, list(spec.sensitivity.tau_priors),
                                              o.mu_prior_sd, o.mid, o.beneficial)
@@ -358,9 +359,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
                                               o.beneficial)
 
         def rct_for(r: float) -> pd.DataFrame:
-            e = effects_for_variant(r=r)
-            e = e[(e["outcome"] == o.id) & e["poolable"] & e["design"].isin(RANDOMISED)]
-            return model_data_frame(e)
+            return model_data_frame(pooled_rows(effects_for_spec(ev, spec, r=r), o.id))
 
         sens += sensitivity.correlation_sensitivity(rct_for, list(
             spec.sensitivity.prepost_correlations), o.tau_prior, o.mu_prior_sd, o.mid,
@@ -369,8 +368,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
                     "dropped)"}
         variants = []
         for policy in spec.sensitivity.unlabelled_spread:
-            e = effects_for_variant(unlabelled=policy)
-            e = e[(e["outcome"] == o.id) & e["poolable"] & e["design"].isin(RANDOMISED)]
+            e = pooled_rows(effects_for_spec(ev, spec, unlabelled=policy), o.id)
             variants.append((f"unlabelled '±' read {readings[policy]}", model_data_frame(e)))
         sens += sensitivity.variant_sensitivity(variants, o.tau_prior, o.mu_prior_sd, o.mid,
                                                 o.beneficial, "unlabelled_spread")
@@ -379,77 +377,42 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame,
         entry["next_trial"] = next_trial_entry(post, rct, o, spec.seed)
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
     else:
-        entry["sensitivity"], entry["cumulative"], entry["tau_prior_posterior"] = [], [], {}
-    return entry
+        entry["sensitivity"], entry["cumulative"] = [], []
+    return OutcomeResult.model_validate(clean_json(entry))
 
 
-NEXT_TRIAL_SIZES = (25, 50, 100, 200)
-
-
-def next_trial_entry(post: Any, df: pd.DataFrame, o: OutcomeSpec, seed: int) -> dict[str, Any]:
-    """How much one more randomised trial of a given size would move the pooled effect.
-
-    The per-participant SD of the outcome is the median over the pooled trials of
-    ``se / sqrt(1/n1 + 1/n2)`` (the SD implied by each trial's standard error and group
-    sizes); simulation from the exact posterior predictive (see
-    :func:`nutrimeta.living.next_trial_value`).
-    """
-    from nutrimeta.living import next_trial_curve
-
-    n1, n2 = df["n_intervention"].to_numpy(float), df["n_control"].to_numpy(float)
-    ok = np.isfinite(n1) & np.isfinite(n2) & (n1 > 0) & (n2 > 0)
-    if not ok.any():
-        return {"status": "skipped", "reason": "no pooled trial reports both group sizes"}
-    sd = float(np.median(df["sei"].to_numpy(float)[ok] / np.sqrt(1 / n1[ok] + 1 / n2[ok])))
-    rows = next_trial_curve(post, NEXT_TRIAL_SIZES, sd, o.mid, o.beneficial, n_sims=1000,
-                            seed=seed)
-    return {"status": "ok", "sd_per_participant": round(sd, 6),
-            "sd_source": "median over pooled trials of se / sqrt(1/n1 + 1/n2)",
-            "rows": [{k: (round(float(v), 4) if isinstance(v, float) else v)
-                      for k, v in r.items()} for r in rows]}
-
-
-def claim_entries(spec: AnalysisSpec, outcomes: dict[str, dict[str, Any]]) -> list[dict]:
-    """Each claim of the field with its posterior probability and a verdict.
-
-    Verdict rule (stated in every report): *supported* when the posterior probability of the
-    claim is at least 0.95; *not supported* when it is below 0.5 (the evidence leans against
-    it); *uncertain* otherwise, when fewer than ``MIN_K_VERDICT`` trials inform it, or when
-    the model it needs could not be fitted or failed its diagnostics.
-    """
+def claim_entries(spec: AnalysisSpec, outcomes: dict[str, OutcomeResult]
+                  ) -> list[ClaimResult]:
+    """Each claim of the field with its posterior probability and a verdict by
+    :data:`~nutrimeta.results.VERDICT_RULE` (stated in every report); *uncertain* also when
+    the model a claim needs could not be fitted or failed its diagnostics."""
     out = []
     for c in spec.claims:
         oc = outcomes[c.outcome]
-        model = oc["models"].get(c.model, {})
+        model = oc.models.get(c.model)
         row: dict[str, Any] = {"claim": c.text, "outcome": c.outcome, "model": c.model,
                                "quantity": c.quantity, "threshold": c.threshold,
-                               "direction": c.direction, "k": model.get("k", oc["k"])}
-        if model.get("status") != "ok":
-            row.update(probability=None, estimate=None, verdict="uncertain",
-                       why=f"model {c.model} {model.get('status', 'not run')}: "
-                           f"{model.get('reason', '')}".strip())
-            out.append(row)
+                               "direction": c.direction,
+                               "k": model.k if model is not None else oc.k}
+        if model is None or not model.ok:
+            status = model.status if model is not None else "not run"
+            reason = (model.reason or "") if model is not None else ""
+            out.append(ClaimResult(**row, probability=None, estimate=None, verdict="uncertain",
+                                   why=f"model {c.model} {status}: {reason}".strip()))
             continue
-        est = model["parameters"].get(c.quantity)
-        prob = _claim_probability(model, c, spec, fits_dir=None)
-        row.update(probability=prob, estimate=est)
-        row["verdict"] = ("supported" if prob is not None and prob >= 0.95 else
-                          "not supported" if prob is not None and prob < 0.5 else "uncertain")
-        if row["verdict"] != "uncertain" and row["k"] < MIN_K_VERDICT:
-            row["why"] = (f"{row['verdict']} by probability, but only {row['k']} trial(s): "
-                          f"a verdict needs at least {MIN_K_VERDICT}")
-            row["verdict"] = "uncertain"
-        out.append(row)
+        est = model.parameters.get(c.quantity)
+        prob = _claim_probability(model, c)
+        verdict, why = VERDICT_RULE.verdict(prob, row["k"])
+        out.append(ClaimResult(**row, probability=prob, estimate=est, verdict=verdict, why=why))
     return out
 
 
-def _claim_probability(model: dict, c: Any, spec: AnalysisSpec, fits_dir: Path | None
-                       ) -> float | None:
+def _claim_probability(model: ModelResult, c: Any) -> float | None:
     from nutrimeta.models.fitting import load_posterior
 
-    if c.model == "exact":
+    if c.model == "exact" or model.posterior_file is None:
         return None
-    dt = load_posterior(model["posterior_file"])
+    dt = load_posterior(model.posterior_file)
     d = dt.posterior[c.quantity].values.ravel()
     if c.direction == "increase":
         return round(float(np.mean(d > c.threshold)), 4)
@@ -458,3 +421,42 @@ def _claim_probability(model: dict, c: Any, spec: AnalysisSpec, fits_dir: Path |
     if c.direction == "within":
         return round(float(np.mean(np.abs(d) < abs(c.threshold))), 4)
     raise ValueError(f"unknown claim direction {c.direction!r}")
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in df.columns if not c.startswith("_")]
+    return clean_json(df[cols].astype(object).where(df[cols].notna(), None).to_dict("records"))
+
+
+def evidence_base_bundle(ev: Evidence, spec: AnalysisSpec, effects: pd.DataFrame,
+                         provenance: dict[str, Any], fits_dir: Path,
+                         log: Callable[[str], None]) -> Bundle:
+    """The typed results bundle of one evidence base: every outcome, the claims, the records
+    not pooled, the published syntheses and the flow of records."""
+    fit_provenance = {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
+                                                   "spec_hash")}
+    outcomes = {o.id: outcome_entry(spec, o, effects, ev, fits_dir, fit_provenance, log)
+                for o in spec.outcomes}
+    not_poolable = effects[~effects["poolable"].astype(bool)]
+    studies = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]
+    syntheses = ev.syntheses[ev.syntheses["_base"] == spec.evidence_base]
+    return Bundle.model_validate(clean_json({
+        "evidence_base": spec.evidence_base, "title": spec.title, "question": spec.question,
+        "provenance": provenance, "spec": spec.to_dict(), "outcomes": outcomes,
+        "not_poolable": _records(not_poolable[[
+            "study_id", "outcome", "subgroup", "design", "year", "first_author",
+            "inclusion_status", "reason", "direction", "p_value"]]),
+        "claims": claim_entries(spec, outcomes),
+        "published_syntheses": _records(syntheses),
+        "flow": {
+            "recorded": len(studies),
+            "by_inclusion_status": {k: int(v) for k, v in
+                                    studies["inclusion_status"].value_counts().items()},
+            "excluded_reasons": _records(studies.loc[studies["inclusion_status"] != "included",
+                                                     ["study_id", "inclusion_status",
+                                                      "inclusion_reason"]]),
+            "poolable_per_outcome": {o.id: outcomes[o.id].k for o in spec.outcomes},
+            "poolable_all_designs_per_outcome": {o.id: outcomes[o.id].k_all_designs
+                                                 for o in spec.outcomes},
+        },
+    }))

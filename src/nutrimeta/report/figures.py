@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
 from nutrimeta.report.fmt import fmt, fmt_p
+from nutrimeta.results import (
+    CrossNutrientResult,
+    ModelResult,
+    ModeratorRecord,
+    OutcomeResult,
+    Summary,
+)
+from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
 PALETTE = sns.color_palette("colorblind", 8)
 OBSERVED = "#222222"
@@ -38,7 +46,6 @@ DESIGN_MARKERS = {"parallel_rct": "s", "crossover_rct": "^", "controlled_nonrand
 DESIGN_LABELS = {"parallel_rct": "parallel RCT", "crossover_rct": "crossover RCT",
                  "controlled_nonrandomised": "non-randomised controlled",
                  "single_arm_prepost": "single-arm pre/post"}
-RANDOMISED = ("parallel_rct", "crossover_rct")
 PNG_DPI = 200
 
 STYLE: dict[str, Any] = {
@@ -64,7 +71,7 @@ STYLE: dict[str, Any] = {
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
     """Local matplotlib style for report figures (restores global settings on exit)."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         yield
 
 
@@ -106,7 +113,7 @@ def _axis_label(label: str, measure: str | None, unit: str | None) -> str:
     return f"{label}: {measure or 'effect'}{unit_txt}"
 
 
-def forest(outcome: Mapping[str, Any], model: Mapping[str, Any] | None,
+def forest(outcome: OutcomeResult, model: ModelResult | None,
            label: str) -> Figure | None:
     """Forest plot: observed effects (95% CI), shrunken estimates and pooled effect (95% CrI).
 
@@ -114,45 +121,42 @@ def forest(outcome: Mapping[str, Any], model: Mapping[str, Any] | None,
     diamond is the pooled mean effect with its 95% credible interval and the bar beneath it the
     95% prediction interval for a new trial. Returns None when the outcome has no trials.
     """
-    studies = sorted(outcome.get("studies") or [],
-                     key=lambda s: (s.get("year") or 0, str(s.get("study_id"))))
+    studies = sorted(outcome.studies, key=lambda s: (s.year or 0, str(s.study_id)))
     k = len(studies)
     if k == 0:
         return None
     fig = new_figure(7.2, 0.34 * (k + 4) + 1.2)
     ax = fig.add_subplot(1, 1, 1)
     ys = np.arange(k, 0, -1, dtype=float) + 1.6
-    wmax = max([_num(s.get("weight")) for s in studies if math.isfinite(_num(s.get("weight")))]
-               or [1.0])
+    wmax = max([_num(s.weight) for s in studies if math.isfinite(_num(s.weight))] or [1.0])
     for y, s in zip(ys, studies, strict=True):
-        des = str(s.get("design") or "")
-        w = _num(s.get("weight"))
+        des = str(s.design or "")
+        w = _num(s.weight)
         size = 4 + 10 * math.sqrt(w / wmax) if math.isfinite(w) and wmax > 0 else 5
         randomised = des in RANDOMISED
-        ax.plot([_num(s.get("ci_lower")), _num(s.get("ci_upper"))], [y, y], color=OBSERVED, lw=1)
-        ax.plot(_num(s.get("yi")), y, marker=DESIGN_MARKERS.get(des, "s"), ms=size,
+        ax.plot([_num(s.ci_lower), _num(s.ci_upper)], [y, y], color=OBSERVED, lw=1)
+        ax.plot(_num(s.yi), y, marker=DESIGN_MARKERS.get(des, "s"), ms=size,
                 color=OBSERVED, mfc=OBSERVED if randomised else "white", mew=1, ls="none")
-        sm = _num(s.get("shrunken_mean"))
+        sm = _num(s.shrunken_mean)
         if math.isfinite(sm):
-            ax.plot([_num(s.get("shrunken_q025")), _num(s.get("shrunken_q975"))],
+            ax.plot([_num(s.shrunken_q025), _num(s.shrunken_q975)],
                     [y - 0.3, y - 0.3], color=SHRUNKEN, lw=1)
             ax.plot(sm, y - 0.3, marker="o", ms=3.5, color=SHRUNKEN, ls="none")
-    mu = (model or {}).get("parameters", {}).get("mu") if model else None
-    pred = (model or {}).get("prediction") if model else None
+    mu = model.parameters.get("mu") if model is not None else None
+    pred = model.prediction if model is not None else None
     if mu:
-        lo, m, hi = _num(mu.get("q025")), _num(mu.get("mean")), _num(mu.get("q975"))
+        lo, m, hi = _num(mu.q025), _num(mu.mean), _num(mu.q975)
         ax.add_patch(Polygon([[lo, 1.0], [m, 1.3], [hi, 1.0], [m, 0.7]], closed=True,
                              color=POOLED, zorder=3))
     if pred:
-        ax.plot([_num(pred.get("q025")), _num(pred.get("q975"))], [0.2, 0.2], color=PREDICTION,
+        ax.plot([_num(pred.q025), _num(pred.q975)], [0.2, 0.2], color=PREDICTION,
                 lw=2.5, solid_capstyle="butt")
     ax.axvline(0, color="#666666", lw=0.8, ls="--", zorder=0)
-    labels = [f"{s.get('study_id')} ({DESIGN_LABELS.get(str(s.get('design')), s.get('design'))})"
-              for s in studies]
+    labels = [f"{s.study_id} ({DESIGN_LABELS.get(str(s.design), s.design)})" for s in studies]
     ticks = [*ys.tolist(), 1.0, 0.2]
     ax.set_yticks(ticks, [*labels, "Pooled mean (95% CrI)", "Prediction (95% PI)"])
     ax.set_ylim(-0.4, k + 2.6)
-    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+    ax.set_xlabel(_axis_label(label, outcome.measure, outcome.effect_unit)
                   + "\nobserved 95% CI; shrunken and pooled 95% credible intervals")
     # Right-hand text: weight and observed effect.
     trans = ax.get_yaxis_transform()
@@ -161,17 +165,17 @@ def forest(outcome: Mapping[str, Any], model: Mapping[str, Any] | None,
         ax.text(x, top, head, transform=trans, fontsize=7.5, fontweight="bold", va="center",
                 ha="left", clip_on=False)
     for y, s in zip(ys, studies, strict=True):
-        ax.text(1.02, y, f"{fmt(100 * _num(s.get('weight')), 1)}%", transform=trans,
+        ax.text(1.02, y, f"{fmt(100 * _num(s.weight), 1)}%", transform=trans,
                 fontsize=7.5, va="center", ha="left", clip_on=False)
-        ax.text(1.15, y, f"{fmt(s.get('yi'))} ({fmt(s.get('ci_lower'))} to "
-                f"{fmt(s.get('ci_upper'))})", transform=trans, fontsize=7.5, va="center",
+        ax.text(1.15, y, f"{fmt(s.yi)} ({fmt(s.ci_lower)} to "
+                f"{fmt(s.ci_upper)})", transform=trans, fontsize=7.5, va="center",
                 ha="left", clip_on=False)
     if mu:
-        ax.text(1.15, 1.0, f"{fmt(mu.get('mean'))} ({fmt(mu.get('q025'))} to "
-                f"{fmt(mu.get('q975'))})", transform=trans, fontsize=7.5, va="center",
+        ax.text(1.15, 1.0, f"{fmt(mu.mean)} ({fmt(mu.q025)} to "
+                f"{fmt(mu.q975)})", transform=trans, fontsize=7.5, va="center",
                 ha="left", clip_on=False, color=POOLED, fontweight="bold")
     if pred:
-        ax.text(1.15, 0.2, f"({fmt(pred.get('q025'))} to {fmt(pred.get('q975'))})",
+        ax.text(1.15, 0.2, f"({fmt(pred.q025)} to {fmt(pred.q975)})",
                 transform=trans, fontsize=7.5, va="center", ha="left", clip_on=False,
                 color=PREDICTION)
     handles = [Line2D([], [], color=OBSERVED, marker="s", ls="-", label="observed (size = weight)"),
@@ -181,29 +185,30 @@ def forest(outcome: Mapping[str, Any], model: Mapping[str, Any] | None,
                Line2D([], [], color=PREDICTION, lw=2.5, label="95% prediction interval")]
     handles += [Line2D([], [], color=OBSERVED, marker=DESIGN_MARKERS[d], ls="none",
                        mfc=OBSERVED if d in RANDOMISED else "white", label=DESIGN_LABELS[d])
-                for d in DESIGN_MARKERS if any(s.get("design") == d for s in studies)]
+                for d in DESIGN_MARKERS if any(s.design == d for s in studies)]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7)
     ax.set_title(f"{label}: forest plot (k = {k})", loc="left")
     return fig
 
 
-def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any] | None,
-                       label: str, moderator: Mapping[str, Any]) -> Figure | None:
+def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
+                       label: str, moderator: ModeratorRecord) -> Figure | None:
     """Effect versus baseline status: trials as bubbles (area ~ precision), regression line.
 
     Returns None when no trial has a baseline status value.
     """
-    cut0 = _num(moderator.get("cutoff"))
-    latent = moderator.get("latent") or {}
+    cut0 = _num(moderator.cutoff)
+    latent = moderator.latent
     pts = []
-    for s in outcome.get("studies") or []:
-        if not math.isfinite(_num(s.get("yi"))):
+    for st in outcome.studies:
+        s = st.model_dump()
+        if not math.isfinite(_num(st.yi)):
             continue
-        if math.isfinite(_num(s.get("baseline_status_value_std"))):
+        if math.isfinite(_num(st.baseline_status_value_std)):
             pts.append({**s, "_assumed": False})
             continue
-        cat = s.get("baseline_status_category") or "unknown"
-        offset = _num((latent.get(cat) or {}).get("mean"))
+        cat = st.baseline_status_category or "unknown"
+        offset = _num(latent[cat].mean) if cat in latent else math.nan
         if cat != "unknown" and math.isfinite(offset) and math.isfinite(cut0):
             # no numeric level: shown (hollow) at the level its status category is assumed to
             # have in the measurement model
@@ -212,20 +217,20 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
         return None
     fig = new_figure(6.4, 4.4)
     ax = fig.add_subplot(1, 1, 1)
-    line = (line_model or {}).get("regression_line") or []
+    line = line_model.regression_line if line_model is not None else []
     if line:
-        xs = [_num(p.get("x")) for p in line]
-        ax.fill_between(xs, [_num(p.get("q025")) for p in line],
-                        [_num(p.get("q975")) for p in line], color=SHRUNKEN, alpha=0.18, lw=0,
+        xs = [_num(p.x) for p in line]
+        ax.fill_between(xs, [_num(p.q025) for p in line],
+                        [_num(p.q975) for p in line], color=SHRUNKEN, alpha=0.18, lw=0,
                         label="95% credible band")
-        ax.plot(xs, [_num(p.get("mean")) for p in line], color=SHRUNKEN, lw=1.8,
+        ax.plot(xs, [_num(p.mean) for p in line], color=SHRUNKEN, lw=1.8,
                 label="posterior mean regression line")
-    prec = np.array([1 / _num(s.get("sei")) ** 2 for s in pts])
+    prec = np.array([1 / _num(s["sei"]) ** 2 for s in pts])
     prec = np.where(np.isfinite(prec), prec, np.nanmin(prec[np.isfinite(prec)]) if
                     np.isfinite(prec).any() else 1.0)
     sizes = 40 + 460 * prec / prec.max()
     for cat in ("deficient", "marginal", "replete", "unknown"):
-        idx = [i for i, s in enumerate(pts) if (s.get("baseline_status_category") or "unknown")
+        idx = [i for i, s in enumerate(pts) if (s["baseline_status_category"] or "unknown")
                == cat]
         if not idx:
             continue
@@ -233,8 +238,8 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
             sub = [i for i in idx if pts[i]["_assumed"] is assumed]
             if not sub:
                 continue
-            ax.scatter([_num(pts[i].get("baseline_status_value_std")) for i in sub],
-                       [_num(pts[i].get("yi")) for i in sub], s=sizes[sub],
+            ax.scatter([_num(pts[i]["baseline_status_value_std"]) for i in sub],
+                       [_num(pts[i]["yi"]) for i in sub], s=sizes[sub],
                        facecolor="none" if assumed else CATEGORY_COLOURS[cat],
                        alpha=0.9 if assumed else 0.7,
                        edgecolor=CATEGORY_COLOURS[cat] if assumed else "black",
@@ -242,19 +247,18 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
                        label=f"{cat} at baseline" + (" (level assumed from category)"
                                                      if assumed else ""), zorder=3)
     for s in pts:
-        ax.annotate(str(s.get("study_id")), (_num(s.get("baseline_status_value_std")),
-                                             _num(s.get("yi"))),
+        ax.annotate(str(s["study_id"]), (_num(s["baseline_status_value_std"]),
+                                         _num(s["yi"])),
                     xytext=(5, 5), textcoords="offset points", fontsize=7, color="#333333")
-    cut = _num(moderator.get("cutoff"))
+    cut = _num(moderator.cutoff)
     if math.isfinite(cut):
         ax.axvline(cut, color="black", ls=":", lw=1.2,
-                   label=f"deficiency cut-off ({fmt(cut)} {moderator.get('unit') or ''})".strip())
+                   label=f"deficiency cut-off ({fmt(cut)} {moderator.unit})".strip())
     ax.axhline(0, color="#666666", lw=0.8, ls="--", zorder=0)
-    unit = moderator.get("unit") or ""
-    ax.set_xlabel(f"{moderator.get('name') or 'baseline nutrient status'}"
-                  f"{' (' + unit + ')' if unit else ''}")
-    ax.set_ylabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
-    missing = len(outcome.get("studies") or []) - len(pts)
+    unit = moderator.unit
+    ax.set_xlabel(f"baseline {moderator.nutrient} status{' (' + unit + ')' if unit else ''}")
+    ax.set_ylabel(_axis_label(label, outcome.measure, outcome.effect_unit))
+    missing = len(outcome.studies) - len(pts)
     ax.set_title(f"{label}: effect vs baseline status", loc="left")
     if missing:
         ax.text(0.0, -0.16, f"{missing} trial(s) without a baseline value not shown",
@@ -266,22 +270,23 @@ def effect_vs_baseline(outcome: Mapping[str, Any], line_model: Mapping[str, Any]
     return fig
 
 
-def _density(model: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """Density grid for parameter ``name``: the bundle's grid, else a normal approximation."""
-    grid = ((model.get("density") or {}).get(name)) or None
-    if grid and grid.get("grid") and grid.get("density"):
-        return np.asarray(grid["grid"], float), np.asarray(grid["density"], float), False
-    summ = (model.get("parameters") or {}).get(name)
-    if not summ:
+def _density(model: ModelResult, name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Density grid for parameter ``name``: the bundle's grid (``density.<name>.x`` and
+    ``.density``, as :class:`~nutrimeta.results.Density`), else a normal approximation."""
+    grid = model.density.get(name)
+    if grid is not None:
+        return np.asarray(grid.x, float), np.asarray(grid.density, float), False
+    summ = model.parameters.get(name)
+    if summ is None:
         return None
-    m, sd = _num(summ.get("mean")), _num(summ.get("sd"))
+    m, sd = _num(summ.mean), _num(summ.sd)
     if not (math.isfinite(m) and math.isfinite(sd) and sd > 0):
         return None
     x = np.linspace(m - 4 * sd, m + 4 * sd, 201)
     return x, np.exp(-0.5 * ((x - m) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), True
 
 
-def subgroup_densities(outcome: Mapping[str, Any], model: Mapping[str, Any],
+def subgroup_densities(outcome: OutcomeResult, model: ModelResult,
                        label: str) -> tuple[Figure, bool] | None:
     """Posterior density of the pooled effect in deficient vs replete populations.
 
@@ -297,13 +302,13 @@ def subgroup_densities(outcome: Mapping[str, Any], model: Mapping[str, Any],
                          ("effect_replete", CATEGORY_COLOURS["replete"])):
         x, d, a = curves[name]  # type: ignore[misc]
         approx |= a
-        summ = model["parameters"][name]
+        summ = model.parameters[name]
         ax.fill_between(x, d, color=colour, alpha=0.25, lw=0)
         ax.plot(x, d, color=colour, lw=1.6,
-                label=f"{name.removeprefix('effect_')}: {fmt(summ.get('mean'))} "
-                f"(95% CrI {fmt(summ.get('q025'))} to {fmt(summ.get('q975'))})")
+                label=f"{name.removeprefix('effect_')}: {fmt(summ.mean)} "
+                f"(95% CrI {fmt(summ.q025)} to {fmt(summ.q975)})")
     ax.axvline(0, color="#666666", lw=0.8, ls="--")
-    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
+    ax.set_xlabel(_axis_label(label, outcome.measure, outcome.effect_unit))
     ax.set_ylabel("posterior density")
     ax.set_ylim(bottom=0)
     ax.set_title(f"{label}: pooled effect by baseline status"
@@ -312,9 +317,9 @@ def subgroup_densities(outcome: Mapping[str, Any], model: Mapping[str, Any],
     return fig, approx
 
 
-def funnel(outcome: Mapping[str, Any], centre: float | None, label: str) -> Figure | None:
+def funnel(outcome: OutcomeResult, centre: float | None, label: str) -> Figure | None:
     """Contour-enhanced funnel plot with the Egger-type small-study test in the title."""
-    pts = [(_num(s.get("yi")), _num(s.get("sei"))) for s in outcome.get("studies") or []]
+    pts = [(_num(s.yi), _num(s.sei)) for s in outcome.studies]
     pts = [(y, s) for y, s in pts if math.isfinite(y) and math.isfinite(s) and s > 0]
     if not pts:
         return None
@@ -337,17 +342,18 @@ def funnel(outcome: Mapping[str, Any], centre: float | None, label: str) -> Figu
     ax.scatter(ys, ses, color=OBSERVED, s=22, zorder=3, label="trials")
     ax.set_xlim(-xr, xr)
     ax.set_ylim(smax, 0)
-    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit")))
-    unit = outcome.get("effect_unit")
+    ax.set_xlabel(_axis_label(label, outcome.measure, outcome.effect_unit))
+    unit = outcome.effect_unit
     ax.set_ylabel(f"standard error{' (' + unit + ')' if unit else ''}")
-    ss = outcome.get("small_study") or {}
+    ss = outcome.small_study
     title = f"{label}: contour-enhanced funnel plot"
-    if ss:
-        title += (f"\nEgger-type small-study test: intercept {fmt(ss.get('egger_intercept'))} "
-                  f"(SE {fmt(ss.get('se'))}), p = {fmt_p(ss.get('p_value'))}, "
-                  f"k = {ss.get('k')}")
-        if (ss.get("k") or 0) < 10:
+    if ss.intercept is not None:
+        title += (f"\nEgger-type small-study test: intercept {fmt(ss.intercept)} "
+                  f"(SE {fmt(ss.se)}), p = {fmt_p(ss.p_value)}, k = {ss.k}")
+        if ss.k < 10:
             title += " (low power at k < 10)"
+    else:
+        title += f"\nEgger-type small-study test {ss.caveat or 'not run'} (k = {ss.k})"
     ax.set_title(title, loc="left")
     handles, labels = ax.get_legend_handles_labels()
     handles.insert(0, Patch(color="#bdbdbd"))
@@ -356,48 +362,48 @@ def funnel(outcome: Mapping[str, Any], centre: float | None, label: str) -> Figu
     return fig
 
 
-def _interval_rows(ax: Any, rows: Sequence[Mapping[str, Any]], labels: Sequence[str],
+def _interval_rows(ax: Any, rows: Sequence[Any], labels: Sequence[str],
                    colour: Any) -> np.ndarray:
+    """Rows with ``mean``, ``q025`` and ``q975`` attributes as points with intervals."""
     ys = np.arange(len(rows), 0, -1, dtype=float)
     for y, r in zip(ys, rows, strict=True):
-        ax.plot([_num(r.get("q025")), _num(r.get("q975"))], [y, y], color=colour, lw=1.2)
-        ax.plot(_num(r.get("mean")), y, marker="o", ms=4, color=colour)
+        ax.plot([_num(r.q025), _num(r.q975)], [y, y], color=colour, lw=1.2)
+        ax.plot(_num(r.mean), y, marker="o", ms=4, color=colour)
     ax.set_yticks(ys, list(labels))
     ax.axvline(0, color="#666666", lw=0.8, ls="--", zorder=0)
     ax.set_ylim(0.4, len(rows) + 0.6)
     return ys
 
 
-def cumulative(outcome: Mapping[str, Any], label: str) -> Figure | None:
+def cumulative(outcome: OutcomeResult, label: str) -> Figure | None:
     """Cumulative evidence: the pooled estimate (95% CrI) after each trial, by publication."""
-    rows = outcome.get("cumulative") or []
+    rows = outcome.cumulative
     if not rows:
         return None
     fig = new_figure(6.4, 0.3 * len(rows) + 1.6)
     ax = fig.add_subplot(1, 1, 1)
-    _interval_rows(ax, rows, [f"+ {r.get('study_id')} ({r.get('year')}), k = {r.get('k')}"
-                              for r in rows], POOLED)
-    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+    _interval_rows(ax, rows, [f"+ {r.study_id} ({r.year}), k = {r.k}" for r in rows], POOLED)
+    ax.set_xlabel(_axis_label(label, outcome.measure, outcome.effect_unit)
                   + "\ncumulative pooled mean, 95% credible interval")
     ax.set_title(f"{label}: cumulative evidence by year of publication", loc="left")
     return fig
 
 
-def tau_prior_posterior(outcome: Mapping[str, Any], label: str) -> Figure | None:
+def tau_prior_posterior(outcome: OutcomeResult, label: str) -> Figure | None:
     """Prior and posterior density of tau (between-trial standard deviation)."""
-    tpp = outcome.get("tau_prior_posterior") or {}
-    if not tpp.get("grid"):
+    tpp = outcome.tau_prior_posterior
+    if tpp is None or not tpp.grid:
         return None
     fig = new_figure(5.6, 3.4)
     ax = fig.add_subplot(1, 1, 1)
-    g = np.asarray(tpp["grid"], float)
-    ax.plot(g, np.asarray(tpp.get("prior") or [np.nan] * len(g), float), color="#555555",
+    g = np.asarray(tpp.grid, float)
+    ax.plot(g, np.asarray(tpp.prior or [np.nan] * len(g), float), color="#555555",
             ls="--", lw=1.4, label="prior")
-    post = np.asarray(tpp.get("posterior") or [np.nan] * len(g), float)
+    post = np.asarray(tpp.posterior or [np.nan] * len(g), float)
     ax.plot(g, post, color=SHRUNKEN, lw=1.8, label="posterior")
     ax.fill_between(g, post, color=SHRUNKEN, alpha=0.2, lw=0)
-    unit = outcome.get("effect_unit")
-    ax.set_xlabel(f"tau, between-trial SD ({outcome.get('measure') or 'effect'}"
+    unit = outcome.effect_unit
+    ax.set_xlabel(f"tau, between-trial SD ({outcome.measure or 'effect'}"
                   f"{', ' + unit if unit else ''})")
     ax.set_ylabel("density")
     ax.set_ylim(bottom=0)
@@ -406,13 +412,13 @@ def tau_prior_posterior(outcome: Mapping[str, Any], label: str) -> Figure | None
     return fig
 
 
-def sensitivity(outcome: Mapping[str, Any], primary: Mapping[str, Any] | None,
+def sensitivity(outcome: OutcomeResult, primary: Summary | None,
                 label: str) -> Figure | None:
     """Sensitivity analyses (priors, leave-one-out, pre/post correlation) beside the primary."""
-    rows = list(outcome.get("sensitivity") or [])
+    rows: list[Any] = list(outcome.sensitivity)
     if not rows:
         return None
-    labels = [f"{r.get('analysis')} [{r.get('kind')}]" for r in rows]
+    labels = [f"{r.analysis} [{r.kind}]" for r in rows]
     if primary:
         rows = [primary, *rows]
         labels = ["primary analysis", *labels]
@@ -420,22 +426,22 @@ def sensitivity(outcome: Mapping[str, Any], primary: Mapping[str, Any] | None,
     ax = fig.add_subplot(1, 1, 1)
     ys = _interval_rows(ax, rows, labels, SHRUNKEN)
     if primary:
-        ax.axvspan(_num(primary.get("q025")), _num(primary.get("q975")), color=POOLED,
+        ax.axvspan(_num(primary.q025), _num(primary.q975), color=POOLED,
                    alpha=0.1, lw=0)
-        ax.plot(_num(primary.get("mean")), ys[0], marker="D", ms=5, color=POOLED)
-    ax.set_xlabel(_axis_label(label, outcome.get("measure"), outcome.get("effect_unit"))
+        ax.plot(_num(primary.mean), ys[0], marker="D", ms=5, color=POOLED)
+    ax.set_xlabel(_axis_label(label, outcome.measure, outcome.effect_unit)
                   + "\npooled mean, 95% credible interval")
     ax.set_title(f"{label}: sensitivity analyses", loc="left")
     return fig
 
 
-def cross_nutrient(cross: Mapping[str, Any]) -> Figure | None:
+def cross_nutrient(cross: CrossNutrientResult) -> Figure | None:
     """Slopes of effect on baseline status per evidence base, with the pooled slope."""
-    rows = list(cross.get("slopes") or [])
+    rows: list[Any] = list(cross.slopes)
     if not rows:
         return None
-    labels = [str(r.get("label") or f"{r.get('evidence_base')}: {r.get('outcome')}") for r in rows]
-    pooled = cross.get("pooled_slope")
+    labels = [str(r.label or f"{r.evidence_base}: {r.outcome}") for r in rows]
+    pooled = cross.pooled_slope
     if pooled:
         rows.append(pooled)
         labels.append("pooled slope")
@@ -443,8 +449,8 @@ def cross_nutrient(cross: Mapping[str, Any]) -> Figure | None:
     ax = fig.add_subplot(1, 1, 1)
     ys = _interval_rows(ax, rows, labels, SHRUNKEN)
     if pooled:
-        ax.plot(_num(pooled.get("mean")), ys[-1], marker="D", ms=6, color=POOLED)
-    ax.set_xlabel(f"slope ({cross.get('scale') or 'effect per unit of baseline status'})"
+        ax.plot(_num(pooled.mean), ys[-1], marker="D", ms=6, color=POOLED)
+    ax.set_xlabel(f"slope ({cross.scale or 'effect per unit of baseline status'})"
                   "\nposterior mean, 95% credible interval")
     ax.set_title("Dependence of the effect on baseline status, by nutrient", loc="left")
     return fig

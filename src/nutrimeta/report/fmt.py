@@ -85,9 +85,12 @@ def fmt_interval(lo: Any, hi: Any, digits: int = 2) -> str:
     return f"{fmt(lo, digits)} to {fmt(hi, digits)}"
 
 
-def fmt_estimate(summary: dict[str, Any] | None, digits: int = 2) -> str:
-    """Format a posterior summary ``{"mean", "q025", "q975"}`` as ``mean (q025 to q975)``."""
+def fmt_estimate(summary: Any, digits: int = 2) -> str:
+    """Format a posterior summary (a :class:`~nutrimeta.results.Summary` or a mapping with
+    ``mean``, ``q025``, ``q975``) as ``mean (q025 to q975)``."""
     if not summary:
         return MISSING
+    if not isinstance(summary, dict):
+        summary = {k: getattr(summary, k) for k in ("mean", "q025", "q975")}
     return (f"{fmt(summary.get('mean'), digits)} "
             f"({fmt_interval(summary.get('q025'), summary.get('q975'), digits)})")

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nutrimeta.report.fmt import fmt, fmt_int, fmt_interval, fmt_p
+from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
 LEVELS = ("very low", "low", "moderate", "high")
-RANDOMISED = ("parallel_rct", "crossover_rct")
 HIGH_OR_UNCLEAR = ("high", "unclear")
 
 RULE_RISK_OF_BIAS = ("downgrade if > 50% of the weight is from trials at high or unclear risk "
@@ -213,7 +213,7 @@ def imprecision(pooled: Mapping[str, Any] | None, mid: float | None,
 
 def publication_bias(egger_p: float | None, k: int | None) -> DomainSuggestion:
     """Publication-bias suggestion from the Egger-type small-study test."""
-    kk = int(k) if _num(k) is not None else 0
+    kk = int(k) if k is not None and _num(k) is not None else 0
     p = _num(egger_p)
     if kk < 10:
         return DomainSuggestion("publication bias", "not assessable (k<10)", 0,

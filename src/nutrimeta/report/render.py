@@ -4,35 +4,15 @@ Nothing here fits a model: every number comes from the results bundle
 (``build/results/<base>.json``, shape in ``docs/pipeline.md``), the effect-size table and the
 curated tables.
 
-Bundle fields used, beyond the documented shape
------------------------------------------------
-All optional; the report degrades gracefully without them.
-
-``outcomes.<o>.primary_model``
-    Model id giving the headline pooled effect (default: ``random_effects`` if ok).
-``outcomes.<o>.mid``
-    Minimal important difference on the effect scale (else ``spec.outcomes.<o>.mid``); used
-    by the GRADE imprecision rule and the ``P(mu > MID)`` text.
-``outcomes.<o>.models.<m>.regression_line``
-    ``[{x, mean, q025, q975}]``: posterior regression line and 95% band on the moderator scale
-    (``x`` in ``spec.moderator.unit``), drawn on the effect-versus-baseline plot.
-``outcomes.<o>.models.<m>.density``
-    ``{"effect_deficient": {"grid": [...], "density": [...]}, "effect_replete": {...}}``:
-    posterior density grids (e.g. KDE of the draws). Without them the density plot uses a
-    normal approximation from the summaries' mean and sd, and says so.
-``spec.moderator``
-    ``{name, unit, cutoff, cutoff_source, categories}``: the baseline-status moderator.
-``spec.priors``, ``spec.conversions``, ``spec.sensitivity``, ``spec.prepost_correlation``
-    Rendered in the methods text as given (strings, lists or mappings).
+The bundle is read as a typed :class:`~nutrimeta.results.Bundle`: a field the renderer needs
+and the fit stage did not write fails when the bundle is read, with the field named.
 
 I² values (``models.<m>.i2`` and ``frequentist.*.i2``) are read as percentages (0-100).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
-import json
 import os
 import shutil
 import tempfile
@@ -47,9 +27,18 @@ import yaml
 from markupsafe import Markup
 
 import nutrimeta
+from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
+from nutrimeta.results import (
+    Bundle,
+    ReportResults,
+    clean_json,
+    load_bundle,
+    load_cross,
+    to_json,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 CROSS_NUTRIENT_NAME = "cross_nutrient.json"
@@ -58,26 +47,6 @@ __all__ = ["render_evidence_base", "render_index"]
 
 
 # --------------------------------------------------------------------------- file helpers
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes` (newlines kept as ``\\n``)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _swap_dir(new: Path, target: Path) -> None:
@@ -96,22 +65,6 @@ def _swap_dir(new: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def dumps_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, no NaN)."""
-    return json.dumps(_json_ready(obj), indent=2, sort_keys=True, ensure_ascii=False,
-                      allow_nan=False) + "\n"
-
-
-def _json_ready(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return tbl.records(obj)
-    return tbl.clean(obj)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -154,8 +107,11 @@ def describe(value: Any) -> str:
     return str(value)
 
 
-def read_citation(path: Path | None) -> dict[str, Any]:
-    """Citation text from CITATION.cff (Citation File Format), read with PyYAML."""
+def read_citation(path: Path | None, data_version: str | None = None) -> dict[str, Any]:
+    """Citation text from CITATION.cff (Citation File Format), read with PyYAML.
+
+    The data reference names ``data_version`` (the version the results were computed from)
+    when given, so the citation always matches the report."""
     if path is None or not path.is_file():
         return {"text": "Citation metadata (CITATION.cff) not found.", "bibtex": "",
                 "message": "", "data": [], "found": False}
@@ -171,7 +127,8 @@ def read_citation(path: Path | None) -> dict[str, Any]:
     if cff.get("doi"):
         text += f" https://doi.org/{cff['doi']}"
     data_refs = [r for r in cff.get("references") or [] if r.get("type") == "data"]
-    data_text = [f"{r.get('title')}, version {r.get('version')}." for r in data_refs]
+    data_text = [f"{r.get('title')}, version {data_version or r.get('version')}."
+                 for r in data_refs]
     year = date[:4]
     bibtex = ("@software{nutrimeta,\n"
               f"  author  = {{{authors}}},\n  title   = {{{title}}},\n"
@@ -189,145 +146,107 @@ def find_citation(start: Path) -> Path | None:
     return None
 
 
-def headline(bundle: Mapping[str, Any], oid: str) -> dict[str, Any]:
-    """The at-a-glance statement for one outcome."""
-    o = bundle["outcomes"][oid]
-    unit = o.get("effect_unit") or ""
-    out: dict[str, Any] = {"outcome": oid, "label": o.get("label", oid), "k": o.get("k"),
-                           "n_participants": o.get("n_participants"), "unit": unit}
-    pm = tbl.primary_model(o)
+def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
+    """The at-a-glance statement for one outcome: the primary model's pooled effect and its
+    probability of benefit (P(mu > 0) or P(mu < 0) by the outcome's beneficial direction)."""
+    o = bundle.outcomes[oid]
+    unit = o.effect_unit
+    out: dict[str, Any] = {"outcome": oid, "label": o.label, "k": o.k,
+                           "n_participants": o.n_participants, "unit": unit}
+    pm = o.primary_model()
     parts: list[str] = []
     if pm is None:
         out["text"] = "No model could be summarised for this outcome (see diagnostics)."
         return out
     mid, m = pm
-    mu = m["parameters"]["mu"]
-    probs = m.get("probabilities") or {}
-    measure = o.get("measure") or "effect"
-    parts.append(f"pooled {measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
-                 f"(95% CrI; {mid}, k = {fmt_int(o.get('k'))}, "
-                 f"n = {fmt_int(o.get('n_participants'))})")
-    if "P(mu > 0)" in probs:
-        parts.append(f"P(mu > 0) {fmt_prob_eq(probs['P(mu > 0)'])}")
-    for model in (o.get("models") or {}).values():
-        p = model.get("parameters") or {}
-        if model.get("status") == "ok" and "effect_deficient" in p and "effect_replete" in p:
+    mu = m.parameters["mu"]
+    parts.append(f"pooled {o.measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
+                 f"(95% CrI; {mid}, k = {fmt_int(o.k)}, "
+                 f"n = {fmt_int(o.n_participants)})")
+    parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(o.benefit_probability(m))}")
+    for model in o.models.values():
+        p = model.parameters
+        if model.ok and "effect_deficient" in p and "effect_replete" in p:
             parts.append(f"deficient {fmt_estimate(p['effect_deficient'])}, "
                          f"replete {fmt_estimate(p['effect_replete'])}")
             break
-    for model in (o.get("models") or {}).values():
-        p = model.get("parameters") or {}
-        if model.get("status") == "ok" and "slope" in p:
-            slope_txt = f"slope on baseline status {fmt_estimate(p['slope'])}"
-            ps = (model.get("probabilities") or {}).get("P(slope < 0)")
+    for model in o.models.values():
+        if model.ok and "slope" in model.parameters:
+            slope_txt = f"slope on baseline status {fmt_estimate(model.parameters['slope'])}"
+            ps = model.find_probability("slope", "<", 0.0)
             if ps is not None:
                 slope_txt += f", P(slope < 0) {fmt_prob_eq(ps)}"
             parts.append(slope_txt)
             break
     out["text"] = "; ".join(parts) + "."
-    out["mean"], out["q025"], out["q975"] = mu.get("mean"), mu.get("q025"), mu.get("q975")
+    out["mean"], out["q025"], out["q975"] = mu.mean, mu.q025, mu.q975
     return out
 
 
-def _tau_label(t: Mapping[str, Any]) -> str:
-    names = {"half_normal": "HalfNormal", "half_cauchy": "HalfCauchy",
-             "half_student_t": f"HalfStudentT(nu={fmt(t.get('nu'))}) scaled by",
-             "exponential": "Exponential with mean"}
-    return f"tau ~ {names.get(t.get('family'), t.get('family'))}({fmt(t.get('scale'))})"
-
-
-def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
+def methods_text(bundle: Bundle, effects: pd.DataFrame) -> list[str]:
     """Methods paragraphs generated from the analysis spec and the bundle."""
-    spec = bundle.get("spec") or {}
-    prov = bundle.get("provenance") or {}
+    spec = bundle.spec
+    prov = bundle.provenance
     paras: list[str] = []
-    measures = "; ".join(f"{o.get('label', oid)}: {o.get('measure')}"
-                         f"{' in ' + o['effect_unit'] if o.get('effect_unit') else ''}"
-                         for oid, o in bundle["outcomes"].items())
+    measures = "; ".join(f"{o.label}: {o.measure}"
+                         f"{' in ' + o.effect_unit if o.effect_unit else ''}"
+                         for o in bundle.outcomes.values())
     paras.append(f"Effect measures (intervention minus control, or post minus pre for single-arm "
                  f"trials): {measures}. Effects, sampling variances and their derivations are "
                  "listed per trial in the effect-size table.")
     models: dict[str, str] = {}
-    for o in bundle["outcomes"].values():
-        for mid, m in (o.get("models") or {}).items():
-            models.setdefault(mid, m.get("description") or m.get("model") or mid)
+    for o in bundle.outcomes.values():
+        for mid, m in o.models.items():
+            models.setdefault(mid, m.description)
     if models:
         paras.append("Models: " + " ".join(f"{mid}: {d}" for mid, d in models.items())
                      + " I² is tau² / (tau² + s²), with s² the typical within-study variance "
                      "of Higgins & Thompson (2002); its posterior is reported in percent.")
-    mod = tbl.moderator(bundle)
-    if mod:
-        txt = (f"Baseline-status moderator: {mod.get('name', 'baseline status')}"
-               f"{' (' + mod['unit'] + ')' if mod.get('unit') else ''}")
-        if mod.get("cutoff") is not None:
-            txt += f"; deficiency cut-off {fmt(mod['cutoff'])} {mod.get('unit') or ''}".rstrip()
-            if mod.get("cutoff_source"):
-                txt += f" ({mod['cutoff_source']})"
-        if mod.get("categories"):
-            txt += f"; categories: {describe(mod['categories'])}"
-        paras.append(txt + ".")
-    if spec.get("priors"):
-        paras.append(f"Priors: {describe(spec['priors'])}.")
-    declared = [o for o in spec.get("outcomes") or [] if isinstance(o, Mapping)
-                and {"id", "mu_prior_sd", "tau_prior", "slope_prior_sd", "mid"} <= set(o)]
-    if declared:
-        unit = mod.get("unit") or "unit of the moderator"
-        paras.append("Priors (declared in the analysis spec): " + "; ".join(
-            f"{o['id']}: mu ~ Normal(0, {fmt(o['mu_prior_sd'])}), "
-            f"{_tau_label(o['tau_prior'])}, slope ~ Normal(0, {fmt(o['slope_prior_sd'])}) per "
-            f"{unit}; minimal important difference {fmt(o['mid'])} ({o['mid_source']})"
-            for o in declared) + ".")
-    if isinstance(mod.get("latent"), Mapping) and all(
-            isinstance(v, Mapping) for v in mod["latent"].values()):
-        paras.append("Trials without a numeric baseline level enter the continuous "
-                     "meta-regression with a latent level (minus the cut-off, in "
-                     f"{mod.get('unit', '')}) drawn from a normal distribution per status "
-                     "category: " + "; ".join(
-                         f"{cat} mean {fmt(v['mean'])}, SD {fmt(v['sd'])}"
-                         for cat, v in mod["latent"].items())
-                     + f". Effects in deficient and replete populations are reported at "
-                     f"{fmt(mod.get('reference_deficient'))} and "
-                     f"{fmt(mod.get('reference_replete'))} {mod.get('unit', '')} from the "
-                     "cut-off.")
-    conv: list[str] = []
-    if spec.get("conversions"):
-        conv.append(describe(spec["conversions"]))
-    if spec.get("prepost_correlation") is not None:
-        conv.append(f"change-score SDs derived from baseline and follow-up SDs with a pre/post "
-                    f"correlation of {describe(spec['prepost_correlation'])} unless a row "
-                    "states its own")
-    if spec.get("unlabelled_spread"):
-        conv.append(f"a dispersion printed as a bare '±' read as "
-                    f"{str(spec['unlabelled_spread']).upper()}")
-    conv.append("means and SDs from medians with IQR or range by Luo et al. (2018) and Wan et "
-                "al. (2014); SD from SE, confidence interval or p-value by the Cochrane Handbook "
-                "formulas; units harmonised with pint (every trial's path is its derivation "
-                "in the effect-size table)")
+    mod = spec.moderator
+    paras.append(f"Baseline-status moderator: baseline {mod.nutrient} status ({mod.unit}); "
+                 f"deficiency cut-off {fmt(mod.cutoff)} {mod.unit} ({mod.cutoff_source}); "
+                 f"categories: {', '.join(mod.latent)}.")
+    paras.append("Priors (declared in the analysis spec): " + "; ".join(
+        f"{o.id}: mu ~ Normal(0, {fmt(o.mu_prior_sd)}), "
+        f"{o.tau_prior.label}, slope ~ Normal(0, {fmt(o.slope_prior_sd)}) per "
+        f"{mod.unit}; minimal important difference {fmt(o.mid)} ({o.mid_source})"
+        for o in spec.outcomes) + ".")
+    paras.append("Trials without a numeric baseline level enter the continuous "
+                 "meta-regression with a latent level (minus the cut-off, in "
+                 f"{mod.unit}) drawn from a normal distribution per status "
+                 "category: " + "; ".join(
+                     f"{cat} mean {fmt(v.mean)}, SD {fmt(v.sd)}"
+                     for cat, v in mod.latent.items())
+                 + f". Effects in deficient and replete populations are reported at "
+                 f"{fmt(mod.reference_deficient)} and "
+                 f"{fmt(mod.reference_replete)} {mod.unit} from the "
+                 "cut-off.")
+    conv = [f"change-score SDs derived from baseline and follow-up SDs with a pre/post "
+            f"correlation of {describe(spec.prepost_correlation)} unless a row states its own",
+            f"a dispersion printed as a bare '±' read as {spec.unlabelled_spread.upper()}",
+            "means and SDs from medians with IQR or range by Luo et al. (2018) and Wan et "
+            "al. (2014); SD from SE, confidence interval or p-value by the Cochrane Handbook "
+            "formulas; units harmonised with pint (every trial's path is its derivation "
+            "in the effect-size table)"]
     paras.append("Conversions: " + "; ".join(conv) + ".")
-    sens = spec.get("sensitivity")
-    if isinstance(sens, list | tuple | str):
-        paras.append(f"Sensitivity analyses: {describe(sens)}.")
-    elif sens:
-        parts = []
-        if sens.get("tau_priors") and all(isinstance(t, Mapping) for t in sens["tau_priors"]):
-            parts.append("heterogeneity priors " + ", ".join(_tau_label(t)
-                                                             for t in sens["tau_priors"]))
-        if sens.get("leave_one_out"):
-            parts.append("leave-one-trial-out")
-        if sens.get("prepost_correlations"):
-            parts.append("pre/post correlation " + ", ".join(
-                fmt(r) for r in sens["prepost_correlations"]))
-        if isinstance(sens.get("unlabelled_spread"), list | tuple):
-            parts.append("bare '±' read as " + " or ".join(
-                "excluded" if u == "exclude" else u.upper() for u in sens["unlabelled_spread"]))
-        if parts:
-            paras.append("Sensitivity analyses (exact random-effects posterior): "
-                         + "; ".join(parts) + ".")
-    sampler = prov.get("sampler") or spec.get("sampler")
-    if sampler:
-        paras.append(f"Sampling: {describe(sampler)}; seed {prov.get('seed', 'not recorded')}. "
-                     "Fits are flagged when R-hat, effective sample sizes, divergences or "
-                     "E-BFMI fail their thresholds (diagnostics section).")
+    sens = spec.sensitivity
+    parts = []
+    if sens.tau_priors:
+        parts.append("heterogeneity priors " + ", ".join(t.label for t in sens.tau_priors))
+    if sens.leave_one_out:
+        parts.append("leave-one-trial-out")
+    if sens.prepost_correlations:
+        parts.append("pre/post correlation " + ", ".join(
+            fmt(r) for r in sens.prepost_correlations))
+    if sens.unlabelled_spread:
+        parts.append("bare '±' read as " + " or ".join(
+            "excluded" if u == "exclude" else u.upper() for u in sens.unlabelled_spread))
+    if parts:
+        paras.append("Sensitivity analyses (exact random-effects posterior): "
+                     + "; ".join(parts) + ".")
+    paras.append(f"Sampling: {describe(prov.sampler)}; seed {prov.seed}. "
+                 "Fits are flagged when R-hat, effective sample sizes, divergences or "
+                 "E-BFMI fail their thresholds (diagnostics section).")
     paras.append("Frequentist random-effects estimates (REML and DerSimonian-Laird) are shown for "
                  "comparison. Small-study effects are checked with an Egger-type regression test, "
                  "which has low power with fewer than 10 trials and cannot separate publication "
@@ -336,9 +255,9 @@ def methods_text(bundle: Mapping[str, Any], effects: pd.DataFrame) -> list[str]:
     return paras
 
 
-def provenance_rows(bundle: Mapping[str, Any], bundle_name: str) -> list[tuple[str, str]]:
+def provenance_rows(bundle: Bundle, bundle_name: str) -> list[tuple[str, str]]:
     """Key/value rows of the provenance block."""
-    prov = bundle.get("provenance") or {}
+    prov = clean_json(bundle.provenance)
     rows = [("results bundle", bundle_name),
             ("package version (fit)", str(prov.get("package_version", ""))),
             ("package version (report)", nutrimeta.__version__),
@@ -371,24 +290,16 @@ def _environment() -> jinja2.Environment:
 POOLED_LABELS = {"q025": "2.5%", "q975": "97.5%"}
 
 
-def _load_bundle(bundle_path: Path) -> dict[str, Any]:
-    bundle = json.loads(Path(bundle_path).read_text(encoding="utf-8"))
-    for key in ("evidence_base", "outcomes"):
-        if key not in bundle:
-            raise ValueError(f"results bundle {Path(bundle_path).name} has no '{key}'")
-    return bundle
-
-
-def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
+def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
            out: Path) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
-    base = bundle["evidence_base"]
+    base = bundle.evidence_base
     fig_dir = out / "figures"
     tab_dir = out / "tables"
     fig_dir.mkdir(parents=True)
     tab_dir.mkdir(parents=True)
-    mod = tbl.moderator(bundle)
+    mod = bundle.spec.moderator
 
     frames: dict[str, pd.DataFrame] = {
         "study_characteristics": tbl.study_characteristics(studies, base),
@@ -408,11 +319,13 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
 
     outcomes_ctx: list[dict[str, Any]] = []
     figure_index: list[dict[str, str]] = []
-    for oid, o in bundle["outcomes"].items():
-        label = o.get("label", oid)
-        pm = tbl.primary_model(o)
+    for oid, outcome in bundle.outcomes.items():
+        label = outcome.label
+        pm = outcome.primary_model()
         pmodel = pm[1] if pm else None
-        se = tbl.study_effects(o)
+        pooled_mu = pmodel.parameters["mu"] if pmodel is not None else None
+        se = tbl.study_effects(outcome)
+        o = outcome
         frames[f"study_effects_{oid}"] = se
         ofigs: list[dict[str, Any]] = []
 
@@ -426,26 +339,24 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
             figure_index.append({"outcome": _oid, "name": saved["name"], "png": saved["png"],
                                  "svg": saved["svg"], "caption": caption})
 
-        unit = o.get("effect_unit") or ""
+        unit = o.effect_unit
         with figs.figure_style():
             add(figs.forest(o, pmodel, label), "forest",
-                f"Forest plot, {label} ({o.get('measure')}{', ' + unit if unit else ''}). "
+                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}). "
                 "Observed effects with 95% confidence intervals (marker size = weight, shape = "
                 "design, open = non-randomised), shrunken trial estimates with 95% credible "
                 "intervals, pooled mean (diamond, 95% CrI) and 95% prediction interval.")
-            line_model = next((m for m in (o.get("models") or {}).values()
-                               if m.get("status") == "ok" and m.get("regression_line")), None)
+            line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
+                              None)
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
                 f"Effect versus baseline status, {label}. Bubble area is proportional to "
                 "precision (1/SE²); colour gives the baseline status category"
                 + ("; line and band: posterior mean regression line and 95% credible band"
                    if line_model else "; no regression line in the results")
-                + (f"; dotted line: deficiency cut-off {fmt(mod.get('cutoff'))} "
-                   f"{mod.get('unit') or ''}" if mod.get("cutoff") is not None else "") + ".")
-            dens_model = next((m for m in (o.get("models") or {}).values()
-                               if m.get("status") == "ok"
-                               and {"effect_deficient", "effect_replete"}
-                               <= set(m.get("parameters") or {})), None)
+                + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
+            dens_model = next((m for m in o.models.values()
+                               if m.ok and {"effect_deficient", "effect_replete"}
+                               <= set(m.parameters)), None)
             if dens_model is not None:
                 res = figs.subgroup_densities(o, dens_model, label)
                 if res is not None:
@@ -455,24 +366,24 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
                         "replete populations"
                         + (" (normal approximation from posterior mean and SD)." if approx
                            else " (density grids from the posterior draws)."))
-            centre = (pmodel or {}).get("parameters", {}).get("mu", {}).get("mean") \
-                if pmodel else None
-            ss = o.get("small_study") or {}
+            centre = pooled_mu.mean if pooled_mu is not None else None
+            ss = outcome.small_study
             add(figs.funnel(o, centre, label), "funnel",
                 f"Contour-enhanced funnel plot, {label}: shading marks where a trial's own "
                 "two-sided p-value against no effect falls (p < 0.01, 0.01-0.05, 0.05-0.10, "
                 "> 0.10); dashed lines: 95% pseudo-confidence limits around the pooled mean. "
-                f"Egger-type small-study test: intercept {fmt(ss.get('egger_intercept'))}, "
-                f"p = {fmt_p(ss.get('p_value'))}, k = {fmt_int(ss.get('k'))}. "
-                + str(ss.get("caveat") or "The test has low power with fewer than 10 trials."))
+                + (f"Egger-type small-study test: intercept {fmt(ss.intercept)}, "
+                   f"p = {fmt_p(ss.p_value)}, k = {fmt_int(ss.k)}. "
+                   + str(ss.caveat or "The test has low power with fewer than 10 trials.")
+                   if ss.intercept is not None else
+                   f"Egger-type small-study test {ss.caveat or 'not run'} (k = {ss.k})."))
             add(figs.cumulative(o, label), "cumulative",
                 f"Cumulative evidence, {label}: pooled mean and 95% CrI after adding each trial "
                 "in order of publication.")
             add(figs.tau_prior_posterior(o, label), "tau_prior_posterior",
                 f"Prior (dashed) and posterior (solid) density of tau, the between-trial "
                 f"standard deviation, {label}.")
-            add(figs.sensitivity(o, (pmodel or {}).get("parameters", {}).get("mu")
-                                 if pmodel else None, label), "sensitivity",
+            add(figs.sensitivity(o, pooled_mu, label), "sensitivity",
                 f"Sensitivity analyses, {label}: pooled mean and 95% CrI under alternative "
                 "priors, leaving out one trial at a time and other pre/post correlations.")
 
@@ -481,8 +392,8 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
         freq = frames["frequentist"]
         sens = frames["sensitivity"]
         outcomes_ctx.append({
-            "id": oid, "label": label, "measure": o.get("measure"), "unit": unit,
-            "k": o.get("k"), "n": o.get("n_participants"), "mid": tbl.outcome_mid(bundle, oid),
+            "id": oid, "label": label, "measure": outcome.measure, "unit": unit,
+            "k": outcome.k, "n": outcome.n_participants, "mid": outcome.mid,
             "headline": headline(bundle, oid),
             "pooled": tbl.display_frame(pr[pr["outcome"] == oid].drop(columns=["outcome"]),
                                         labels=POOLED_LABELS),
@@ -495,8 +406,8 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
                                              .drop(columns=["outcome"]),
                                              labels={**POOLED_LABELS, "p_gt_0": "P(> 0)"}),
             "study_effects": tbl.display_frame(se, labels={"baseline_status_value_std":
-                                                           f"baseline ({mod.get('unit', '')})"}),
-            "small_study": o.get("small_study") or {},
+                                                           f"baseline ({mod.unit})"}),
+            "small_study": outcome.small_study,
             "figures": ofigs,
         })
 
@@ -517,7 +428,7 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
     }
     return {
         "bundle": bundle, "bundle_name": bundle_name, "base": base,
-        "title": bundle.get("title") or base, "outcomes": outcomes_ctx, "failed": failed,
+        "title": bundle.title, "outcomes": outcomes_ctx, "failed": failed,
         "claims": claims, "flow": flow, "sof": sof,
         "characteristics": tbl.display_frame(frames["study_characteristics"]),
         "not_poolable": tbl.display_frame(frames["not_poolable"]),
@@ -525,10 +436,10 @@ def _build(bundle: dict[str, Any], bundle_name: str, effects: pd.DataFrame,
         "diagnostics": tbl.display_frame(frames["diagnostics"]),
         "methods": methods_text(bundle, effects),
         "provenance": provenance_rows(bundle, bundle_name),
-        "citation": citation, "moderator": mod,
-        "outcome_labels": {oid: o.get("label", oid) for oid, o in bundle["outcomes"].items()},
+        "citation": citation, "moderator": clean_json(mod),
+        "outcome_labels": {oid: o.label for oid, o in bundle.outcomes.items()},
         "derived": derived, "version": nutrimeta.__version__,
-        "data_version": (bundle.get("provenance") or {}).get("data_version") or "not recorded",
+        "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
     }
 
 
@@ -562,8 +473,9 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     """
     bundle_path = Path(bundle_path)
     out_dir = Path(out_dir)
-    bundle = _load_bundle(bundle_path)
-    citation = read_citation(citation_path or find_citation(bundle_path.parent))
+    bundle = load_bundle(bundle_path)
+    citation = read_citation(citation_path or find_citation(bundle_path.parent),
+                             bundle.provenance.data_version)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
@@ -573,10 +485,10 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
              "html": markdown.markdown(body, extensions=["tables"])}
             for sid, title, body in extra_sections]
         env = _environment()
-        results = {"evidence_base": ctx["base"], "title": ctx["title"],
-                   "report_version": nutrimeta.__version__, "bundle": bundle,
-                   "derived": ctx["derived"]}
-        atomic_write_text(tmp / "results.json", dumps_json(results))
+        results = ReportResults(evidence_base=ctx["base"], title=ctx["title"],
+                                report_version=nutrimeta.__version__, bundle=bundle,
+                                derived=clean_json(ctx["derived"]))
+        atomic_write_text(tmp / "results.json", to_json(results))
         atomic_write_text(tmp / "report.md", env.get_template("report.md.j2").render(**ctx))
         atomic_write_text(tmp / "report.html", env.get_template("report.html.j2").render(**ctx))
         _swap_dir(tmp, out_dir)
@@ -639,38 +551,42 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
     bases = []
     any_failed = False
     for p in sorted(base_paths, key=lambda q: q.name):
-        b = _load_bundle(p)
+        b = load_bundle(p)
         failed = tbl.failed_fits(b)
         any_failed |= bool(failed)
-        bases.append({"base": b["evidence_base"], "title": b.get("title") or b["evidence_base"],
-                      "link": f"{b['evidence_base']}/report.html", "failed": failed,
-                      "data_version": (b.get("provenance") or {}).get("data_version", ""),
-                      "headlines": [headline(b, oid) for oid in b["outcomes"]],
+        bases.append({"base": b.evidence_base, "title": b.title,
+                      "link": f"{b.evidence_base}/report.html", "failed": failed,
+                      "data_version": b.provenance.data_version,
+                      "headlines": [headline(b, oid) for oid in b.outcomes],
                       "claims": tbl.claims(b)})
     cross = None
     if cross_path is not None and Path(cross_path).is_file():
-        c = json.loads(Path(cross_path).read_text(encoding="utf-8"))
-        cfailed = (c.get("status") == "failed"
-                   or (c.get("diagnostics") or {}).get("passed") is False)
+        typed = load_cross(cross_path)
+        c = clean_json(typed)
+        cfailed = (typed.status == "failed"
+                   or (typed.diagnostics is not None and not typed.diagnostics.passed))
         any_failed |= cfailed
         with figs.figure_style():
-            fig = figs.cross_nutrient(c)
+            fig = figs.cross_nutrient(typed)
             png = None
             if fig is not None:
                 with tempfile.TemporaryDirectory() as td:
                     png = figs.save_figure(fig, Path(td), "cross_nutrient")["png_base64"]
-        rows = pd.DataFrame([{"evidence base": r.get("evidence_base"),
-                              "outcome": r.get("label") or r.get("outcome"), "k": r.get("k"),
-                              "slope": r.get("mean"), "2.5%": r.get("q025"),
-                              "97.5%": r.get("q975"), "p_lt_0": r.get("p_lt_0")}
-                             for r in [*c.get("slopes", []),
-                                       {**(c.get("pooled_slope") or {}),
-                                        "evidence_base": "all", "label": "pooled slope"}]])
-        cross = {"title": c.get("title") or "Cross-nutrient synthesis", "scale": c.get("scale"),
+        slope_rows = [{"evidence base": r.evidence_base, "outcome": r.label or r.outcome,
+                       "k": r.k, "slope": r.mean, "2.5%": r.q025, "97.5%": r.q975,
+                       "p_lt_0": r.p_lt_0} for r in typed.slopes]
+        if typed.pooled_slope is not None:
+            ps = typed.pooled_slope
+            slope_rows.append({"evidence base": "all", "outcome": "pooled slope", "k": None,
+                               "slope": ps.mean, "2.5%": ps.q025, "97.5%": ps.q975,
+                               "p_lt_0": ps.p_lt_0})
+        rows = pd.DataFrame(slope_rows)
+        cross = {"title": typed.title, "scale": typed.scale,
                  "pooled": c.get("pooled_slope") or {}, "tau": c.get("tau"),
-                 "failed": cfailed, "problems": (c.get("diagnostics") or {}).get("problems"),
-                 "status": c.get("status", "ok"), "reason": c.get("reason", ""),
-                 "moderator": c.get("moderator", ""), "measure": c.get("measure", ""),
+                 "failed": cfailed,
+                 "problems": typed.diagnostics.problems if typed.diagnostics else None,
+                 "status": typed.status, "reason": typed.reason or "",
+                 "moderator": typed.moderator, "measure": typed.measure,
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()

@@ -15,10 +15,8 @@ import pandas as pd
 
 from nutrimeta.report import grade
 from nutrimeta.report.fmt import fmt, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
+from nutrimeta.results import Bundle, ModelResult, ModeratorRecord, OutcomeResult, clean_json
 
-#: Preference order for the model that provides the headline pooled effect of an outcome.
-PRIMARY_ORDER = ("random_effects", "exact", "all_evidence", "meta_regression_category",
-                 "meta_regression_continuous")
 STATS = ("mean", "median", "sd", "q025", "q975")
 
 
@@ -32,14 +30,11 @@ def is_missing(x: Any) -> bool:
 
 
 def clean(x: Any) -> Any:
-    """Convert pandas / numpy scalars to plain JSON-ready Python values (NaN -> None)."""
-    if is_missing(x) or x is pd.NA or x is pd.NaT:
+    """A table cell as a plain JSON-ready value: blank text is missing (None), the rest as
+    :func:`~nutrimeta.results.clean_json` has it."""
+    if isinstance(x, str) and x.strip() == "":
         return None
-    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+    return clean_json(x)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -48,43 +43,20 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
             for row in df.astype(object).to_dict(orient="records")]
 
 
-def primary_model(outcome: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """Return ``(model_id, model)`` giving the headline pooled effect ``mu`` of an outcome.
-
-    ``outcome["primary_model"]`` (optional bundle field) wins when it names a model with status
-    ``ok``; otherwise the first ``ok`` model with a ``mu`` in :data:`PRIMARY_ORDER`, then any.
-    """
-    models: dict[str, Any] = outcome.get("models") or {}
-    ok = {mid: m for mid, m in models.items()
-          if m.get("status") == "ok" and "mu" in (m.get("parameters") or {})}
-    chosen = outcome.get("primary_model")
-    if chosen in ok:
-        return chosen, ok[chosen]
-    for kind in PRIMARY_ORDER:
-        for mid, m in ok.items():
-            if m.get("model") == kind or mid == kind:
-                return mid, m
-    if ok:
-        mid = sorted(ok)[0]
-        return mid, ok[mid]
-    return None
+def primary_model(outcome: OutcomeResult) -> tuple[str, ModelResult] | None:
+    """``(model id, model)`` giving the headline pooled effect (see
+    :meth:`~nutrimeta.results.OutcomeResult.primary_model`)."""
+    return outcome.primary_model()
 
 
-def outcome_mid(bundle: Mapping[str, Any], outcome_id: str) -> float | None:
-    """Minimal important difference: ``outcomes.<o>.mid``, else ``spec.outcomes.<o>.mid``."""
-    block = bundle["outcomes"][outcome_id]
-    mid = block.get("mid")
-    if mid is None:
-        mid = (((bundle.get("spec") or {}).get("outcomes") or {}).get(outcome_id) or {}).get("mid")
-    try:
-        return None if mid is None else float(mid)
-    except (TypeError, ValueError):
-        return None
+def outcome_mid(bundle: Bundle, outcome_id: str) -> float:
+    """Minimal important difference of an outcome, on its effect scale."""
+    return bundle.outcomes[outcome_id].mid
 
 
-def moderator(bundle: Mapping[str, Any]) -> dict[str, Any]:
-    """The baseline-status moderator of the spec (``spec.moderator``: name, unit, cutoff)."""
-    return dict((bundle.get("spec") or {}).get("moderator") or {})
+def moderator(bundle: Bundle) -> ModeratorRecord:
+    """The baseline-status moderator of the spec."""
+    return bundle.spec.moderator
 
 
 def base_rows(df: pd.DataFrame, base: str) -> pd.DataFrame:
@@ -105,75 +77,75 @@ def study_characteristics(studies: pd.DataFrame, base: str) -> pd.DataFrame:
     return out.sort_values(["year", "study_id"], kind="stable").reset_index(drop=True)
 
 
-def study_effects(outcome: Mapping[str, Any]) -> pd.DataFrame:
+def study_effects(outcome: OutcomeResult) -> pd.DataFrame:
     """Per-trial observed and shrunken estimates with weights (the forest-plot data)."""
     cols = ["study_id", "year", "design", "baseline_status_value_std", "baseline_status_category",
             "yi", "sei", "ci_lower", "ci_upper", "weight", "shrunken_mean", "shrunken_q025",
             "shrunken_q975"]
-    rows = [{c: st.get(c) for c in cols} for st in outcome.get("studies") or []]
+    rows = [{c: getattr(st, c) for c in cols} for st in outcome.studies]
     return pd.DataFrame(rows, columns=cols)
 
 
-def pooled_results(bundle: Mapping[str, Any]) -> pd.DataFrame:
+def pooled_results(bundle: Bundle) -> pd.DataFrame:
     """One row per outcome x model x quantity (parameters, prediction, I²)."""
     rows: list[dict[str, Any]] = []
-    for oid, o in bundle["outcomes"].items():
-        for mid, m in (o.get("models") or {}).items():
-            base = {"outcome": oid, "model": mid, "status": m.get("status"),
-                    "k": o.get("k"), "effect_unit": o.get("effect_unit")}
-            if m.get("status") != "ok":
+    for oid, o in bundle.outcomes.items():
+        for mid, m in o.models.items():
+            base = {"outcome": oid, "model": mid, "status": m.status,
+                    "k": o.k, "effect_unit": o.effect_unit}
+            if not m.ok:
                 rows.append({**base, "quantity": "", **dict.fromkeys(STATS)})
                 continue
-            for pname, summ in (m.get("parameters") or {}).items():
-                rows.append({**base, "quantity": pname, **{s: summ.get(s) for s in STATS}})
-            if m.get("prediction"):
-                p = m["prediction"]
+            for pname, summ in m.parameters.items():
+                rows.append({**base, "quantity": pname, **{s: getattr(summ, s) for s in STATS}})
+            if m.prediction is not None:
+                p = m.prediction
                 rows.append({**base, "quantity": "prediction",
-                             **{s: p.get(s) for s in STATS}})
-            if m.get("i2"):
-                i2 = m["i2"]
-                rows.append({**base, "quantity": "I² (%)", "mean": None, "median": i2.get("median"),
-                             "sd": None, "q025": i2.get("q025"), "q975": i2.get("q975")})
+                             **{s: getattr(p, s) for s in STATS}})
+            if m.i2 is not None:
+                i2 = m.i2
+                rows.append({**base, "quantity": "I² (%)", "mean": None, "median": i2.median,
+                             "sd": None, "q025": i2.q025, "q975": i2.q975})
     return pd.DataFrame(rows, columns=["outcome", "model", "status", "k", "effect_unit",
                                        "quantity", *STATS])
 
 
-def probabilities(bundle: Mapping[str, Any]) -> pd.DataFrame:
-    """Posterior probabilities per outcome x model."""
-    rows = [{"outcome": oid, "model": mid, "event": ev, "probability": p}
-            for oid, o in bundle["outcomes"].items()
-            for mid, m in (o.get("models") or {}).items() if m.get("status") == "ok"
-            for ev, p in (m.get("probabilities") or {}).items()]
+def probabilities(bundle: Bundle) -> pd.DataFrame:
+    """Posterior probability statements per outcome x model."""
+    rows = [{"outcome": oid, "model": mid, "event": p.text, "probability": p.value}
+            for oid, o in bundle.outcomes.items()
+            for mid, m in o.models.items() if m.ok
+            for p in m.probabilities]
     return pd.DataFrame(rows, columns=["outcome", "model", "event", "probability"])
 
 
-def frequentist(bundle: Mapping[str, Any]) -> pd.DataFrame:
+def frequentist(bundle: Bundle) -> pd.DataFrame:
     """Frequentist comparison estimates (REML, DerSimonian-Laird) per outcome."""
     cols = ["estimate", "se", "ci_lower", "ci_upper", "tau2", "i2", "Q", "Q_p"]
-    rows = [{"outcome": oid, "method": meth, **{c: r.get(c) for c in cols}}
-            for oid, o in bundle["outcomes"].items()
-            for meth, r in (o.get("frequentist") or {}).items()]
+    rows = [{"outcome": oid, "method": meth, **{c: getattr(r, c) for c in cols}}
+            for oid, o in bundle.outcomes.items()
+            for meth, r in o.frequentist.items()]
     return pd.DataFrame(rows, columns=["outcome", "method", *cols])
 
 
-def small_study(bundle: Mapping[str, Any]) -> pd.DataFrame:
-    """Egger-type small-study test per outcome."""
-    cols = ["egger_intercept", "se", "p_value", "k", "caveat"]
-    rows = [{"outcome": oid, **{c: (o.get("small_study") or {}).get(c) for c in cols}}
-            for oid, o in bundle["outcomes"].items() if o.get("small_study")]
+def small_study(bundle: Bundle) -> pd.DataFrame:
+    """Egger-type small-study test per outcome (``intercept`` = asymmetry coefficient)."""
+    cols = ["intercept", "se", "p_value", "k", "caveat"]
+    rows = [{"outcome": oid, **{c: getattr(o.small_study, c) for c in cols}}
+            for oid, o in bundle.outcomes.items()]
     return pd.DataFrame(rows, columns=["outcome", *cols])
 
 
-def not_poolable(bundle: Mapping[str, Any], effects: pd.DataFrame) -> pd.DataFrame:
+def not_poolable(bundle: Bundle, effects: pd.DataFrame) -> pd.DataFrame:
     """Studies that could not be pooled: reason and what they reported (direction, p-value).
 
     Rows come from the bundle's ``not_poolable`` list, completed with non-poolable rows of the
     effect-size table that the bundle does not list.
     """
     cols = ["study_id", "outcome", "reason", "direction", "p_value"]
-    rows = [{c: r.get(c) for c in cols} for r in bundle.get("not_poolable") or []]
+    rows = [{c: getattr(r, c) for c in cols} for r in bundle.not_poolable]
     seen = {(r["study_id"], r["outcome"]) for r in rows}
-    e = base_rows(effects, bundle["evidence_base"])
+    e = base_rows(effects, bundle.evidence_base)
     if "poolable" in e.columns:
         for r in records(e[~e["poolable"].astype(bool)]):
             if (r.get("study_id"), r.get("outcome")) not in seen:
@@ -183,69 +155,69 @@ def not_poolable(bundle: Mapping[str, Any], effects: pd.DataFrame) -> pd.DataFra
     return df.sort_values(["outcome", "study_id"], kind="stable").reset_index(drop=True)
 
 
-def sensitivity(bundle: Mapping[str, Any]) -> pd.DataFrame:
-    """Sensitivity analyses per outcome (priors, leave-one-out, pre/post correlation)."""
-    cols = ["analysis", "kind", "mean", "q025", "q975", "p_gt_0"]
-    rows = [{"outcome": oid, **{c: r.get(c) for c in cols}}
-            for oid, o in bundle["outcomes"].items() for r in o.get("sensitivity") or []]
+def sensitivity(bundle: Bundle) -> pd.DataFrame:
+    """Sensitivity analyses per outcome (priors, leave-one-out, pre/post correlation);
+    ``p_benefit`` is P(mu beyond 0 in the beneficial direction)."""
+    cols = ["analysis", "kind", "mean", "q025", "q975", "p_benefit"]
+    rows = [{"outcome": oid, **{c: getattr(r, c) for c in cols}}
+            for oid, o in bundle.outcomes.items() for r in o.sensitivity]
     return pd.DataFrame(rows, columns=["outcome", *cols])
 
 
-def diagnostics(bundle: Mapping[str, Any]) -> pd.DataFrame:
+def diagnostics(bundle: Bundle) -> pd.DataFrame:
     """Sampler diagnostics per fit."""
     cols = ["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min", "passed"]
     rows = []
-    for oid, o in bundle["outcomes"].items():
-        for mid, m in (o.get("models") or {}).items():
-            d = m.get("diagnostics") or {}
-            rows.append({"outcome": oid, "model": mid, "status": m.get("status"),
-                         **{c: d.get(c) for c in cols},
-                         "problems": "; ".join(map(str, d.get("problems") or []))
-                         or (m.get("reason") or ""),
-                         "fit_seconds": m.get("fit_seconds")})
+    for oid, o in bundle.outcomes.items():
+        for mid, m in o.models.items():
+            d = m.diagnostics
+            rows.append({"outcome": oid, "model": mid, "status": m.status,
+                         **{c: getattr(d, c) if d is not None else None for c in cols},
+                         "problems": "; ".join(d.problems if d is not None else [])
+                         or (m.reason or ""),
+                         "fit_seconds": m.fit_seconds})
     return pd.DataFrame(rows, columns=["outcome", "model", "status", *cols, "problems",
                                        "fit_seconds"])
 
 
-def failed_fits(bundle: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Fits with ``status == 'failed'`` or ``diagnostics.passed == false``."""
+def failed_fits(bundle: Bundle) -> list[dict[str, str]]:
+    """Fits with ``status == 'failed'`` or failed diagnostics."""
     out = []
-    for oid, o in bundle["outcomes"].items():
-        for mid, m in (o.get("models") or {}).items():
-            d = m.get("diagnostics") or {}
-            if m.get("status") == "failed" or d.get("passed") is False:
-                why = "; ".join(map(str, d.get("problems") or [])) or m.get("reason") or (
-                    "fit failed" if m.get("status") == "failed" else "diagnostics failed")
-                out.append({"outcome": oid, "model": mid, "status": str(m.get("status")),
+    for oid, o in bundle.outcomes.items():
+        for mid, m in o.models.items():
+            d = m.diagnostics
+            if m.status == "failed" or (d is not None and not d.passed):
+                why = "; ".join(d.problems if d is not None else []) or m.reason or (
+                    "fit failed" if m.status == "failed" else "diagnostics failed")
+                out.append({"outcome": oid, "model": mid, "status": m.status,
                             "problem": why})
     return out
 
 
-def summary_of_findings(bundle: Mapping[str, Any], studies: pd.DataFrame) -> list[dict[str, Any]]:
+def summary_of_findings(bundle: Bundle, studies: pd.DataFrame) -> list[dict[str, Any]]:
     """Summary of findings per outcome with GRADE suggestions (see :mod:`.grade`)."""
-    s = base_rows(studies, bundle["evidence_base"])
+    s = base_rows(studies, bundle.evidence_base)
     risk = {}
     if "risk_of_bias" in s.columns:
         risk = {str(r["study_id"]): clean(r["risk_of_bias"]) for r in records(s)}
     out = []
-    for oid, o in bundle["outcomes"].items():
-        pm = primary_model(o)
+    for oid, o in bundle.outcomes.items():
+        pm = o.primary_model()
         pooled = prediction = None
         i2 = None
         model_id = None
         if pm:
             model_id, m = pm
-            pooled = m["parameters"]["mu"]
-            prediction = m.get("prediction")
-            i2 = (m.get("i2") or {}).get("median")
-        ss = o.get("small_study") or {}
-        g = grade.grade_outcome(o.get("studies") or [], risk, pooled, prediction, i2,
-                                outcome_mid(bundle, oid), o.get("n_participants"),
-                                ss.get("p_value"), ss.get("k", o.get("k")))
-        out.append({"outcome": oid, "label": o.get("label", oid), "measure": o.get("measure"),
-                    "effect_unit": o.get("effect_unit"), "k": o.get("k"),
-                    "n_participants": o.get("n_participants"), "model": model_id,
-                    "pooled": pooled, "prediction": prediction, "mid": outcome_mid(bundle, oid),
+            pooled = clean_json(m.parameters["mu"])
+            prediction = clean_json(m.prediction) if m.prediction is not None else None
+            i2 = m.i2.median if m.i2 is not None else None
+        ss = o.small_study
+        g = grade.grade_outcome(clean_json(o.studies), risk, pooled, prediction, i2,
+                                o.mid, o.n_participants, ss.p_value, ss.k)
+        out.append({"outcome": oid, "label": o.label, "measure": o.measure,
+                    "effect_unit": o.effect_unit, "k": o.k,
+                    "n_participants": o.n_participants, "model": model_id,
+                    "pooled": pooled, "prediction": prediction, "mid": o.mid,
                     **g})
     return out
 
@@ -268,47 +240,49 @@ def summary_of_findings_frame(sof: list[dict[str, Any]]) -> pd.DataFrame:
                                        "suggested_certainty"])
 
 
-def published_syntheses(bundle: Mapping[str, Any], syntheses: pd.DataFrame) -> pd.DataFrame:
+def published_syntheses(bundle: Bundle, syntheses: pd.DataFrame) -> pd.DataFrame:
     """Published pooled estimates beside this package's estimate for the same outcome."""
     syn = syntheses
     if syn is None or syn.empty:
-        syn = pd.DataFrame(bundle.get("published_syntheses") or [])
+        syn = pd.DataFrame(bundle.published_syntheses)
     cols = ["review_id", "outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
             "unit", "k", "n_participants", "i2"]
     rows = []
     for r in records(syn) if not syn.empty else []:
-        o = bundle["outcomes"].get(r.get("outcome"))
+        o = bundle.outcomes.get(str(r.get("outcome")))
         if o is None:
             continue
-        pm = primary_model(o)
-        mu = pm[1]["parameters"]["mu"] if pm else {}
+        pm = o.primary_model()
+        mu = pm[1].parameters["mu"] if pm else None
         rows.append({**{c: r.get(c) for c in cols},
-                     "package_measure": o.get("measure"), "package_unit": o.get("effect_unit"),
-                     "package_mean": mu.get("mean"), "package_q025": mu.get("q025"),
-                     "package_q975": mu.get("q975"), "package_k": o.get("k")})
+                     "package_measure": o.measure, "package_unit": o.effect_unit,
+                     "package_mean": mu.mean if mu else None,
+                     "package_q025": mu.q025 if mu else None,
+                     "package_q975": mu.q975 if mu else None, "package_k": o.k})
     return pd.DataFrame(rows, columns=[*cols, "package_measure", "package_unit", "package_mean",
                                        "package_q025", "package_q975", "package_k"])
 
 
-def claims(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+def claims(bundle: Bundle) -> list[dict[str, Any]]:
     """Claims checked, each with a plain-words statement of the posterior evidence."""
     out = []
-    for c in bundle.get("claims") or []:
-        est = c.get("estimate") or {}
-        o = bundle["outcomes"].get(c.get("outcome"), {})
-        unit = o.get("effect_unit") or ""
-        if c.get("quantity") == "slope" and moderator(bundle).get("unit"):
-            unit = f"{unit or 'effect'} per {moderator(bundle)['unit']}"
-        if c.get("probability") is None and c.get("why"):
-            out.append({**c, "outcome_label": o.get("label", c.get("outcome")),
-                        "evidence": f"Not estimable: {c['why']}."})
+    for c in bundle.claims:
+        o = bundle.outcomes[c.outcome]
+        unit = o.effect_unit
+        if c.quantity == "slope":
+            unit = f"{unit or 'effect'} per {bundle.spec.moderator.unit}"
+        row = {**clean_json(c), "outcome_label": o.label}
+        if c.probability is None and c.why:
+            out.append({**row, "evidence": f"Not estimable: {c.why}."})
             continue
-        words = (f"Posterior probability {fmt_prob_eq(c.get('probability'))}; "
-                 f"{c.get('quantity', 'estimate')} {fmt(est.get('mean'))} "
-                 f"(95% CrI {fmt(est.get('q025'))} to {fmt(est.get('q975'))})"
-                 f"{' ' + unit if unit else ''}; {fmt_int(c.get('k'))} trials"
-                 + (f" ({c['why']})." if c.get("why") else "."))
-        out.append({**c, "outcome_label": o.get("label", c.get("outcome")), "evidence": words})
+        est = c.estimate
+        words = (f"Posterior probability {fmt_prob_eq(c.probability)}; "
+                 f"{c.quantity} {fmt(est.mean if est else None)} "
+                 f"(95% CrI {fmt(est.q025 if est else None)} to "
+                 f"{fmt(est.q975 if est else None)})"
+                 f"{' ' + unit if unit else ''}; {fmt_int(c.k)} trials"
+                 + (f" ({c.why})." if c.why else "."))
+        out.append({**row, "evidence": words})
     return out
 
 
@@ -397,7 +371,7 @@ def prisma_frame(flow: Mapping[str, Any]) -> pd.DataFrame:
 
 
 Formatter = Callable[[Any], str]
-PROB_COLUMNS = ("probability", "p_gt_0", "p_lt_0")
+PROB_COLUMNS = ("probability", "p_gt_0", "p_lt_0", "p_benefit")
 P_COLUMNS = ("p_value", "Q_p")
 INT_COLUMNS = ("k", "n", "year", "n_randomised", "n_participants", "divergences", "package_k",
                "n_intervention", "n_control")
