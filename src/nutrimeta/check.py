@@ -388,7 +388,7 @@ def render_table(findings: list[Finding], width: int = 100) -> str:
 def as_problems(findings: Iterable[Finding]) -> list[Any]:
     """Findings of severity warning or error as validation warnings (file, row, message), so
     ``validate`` can show them; a checker finding never fails validation by itself."""
-    from nutrimeta.validate import Problem
+    from nutrimeta.problems import Problem
 
     return [Problem(f.file, f.row, None, f"{f.study_id} {f.outcome}: {f.rule}: {f.message}",
                     "warning") for f in findings if f.severity in ("warning", "error")]

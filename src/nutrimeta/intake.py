@@ -24,10 +24,11 @@ import click
 import pandas as pd
 import yaml
 
+from nutrimeta.problems import Problem, ProblemsMixin
 from nutrimeta.schema import EVIDENCE_BASES, OUTCOMES, RESULTS, STUDIES, Column, Table
 from nutrimeta.strict_yaml import read_document
 from nutrimeta.transaction import TransactionError, commit_files
-from nutrimeta.validate import Evidence, Problem, ProblemsMixin, load_evidence
+from nutrimeta.validate import Evidence, load_evidence
 
 __all__ = ["AddOutcome", "NewRecord", "add_record", "load_record", "prompt_record"]
 
