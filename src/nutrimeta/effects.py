@@ -62,6 +62,8 @@ EFFECT_COLUMNS: tuple[str, ...] = (
     "direction", "p_value",
     "trial_id", "shared_control_id", "cov_shared_control",
     "mean_intervention", "sd_intervention", "mean_control", "sd_control",
+    "p_value_qualifier", "p_value_comparison", "estimate_partial",
+    "n_intervention_reported", "n_control_reported", "n_total_reported",
 )
 
 #: Unit of the baseline-status moderator per nutrient.
@@ -780,6 +782,7 @@ def compute_effects(
             "sd_intervention": res.sd1 if res.ok else math.nan,
             "mean_control": res.m2 if res.ok else math.nan,
             "sd_control": res.sd2 if res.ok else math.nan,
+            **_partial_report(rows, measure, target, outcome),
         })
     _mark_shared_controls(out, groups)
     return _frame(out)
@@ -822,19 +825,94 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame.from_records(records, columns=list(EFFECT_COLUMNS))
     for c in ("yi", "vi", "sei", "baseline_status_value_std", "week",
               "prepost_correlation", "p_value", "cov_shared_control", "mean_intervention",
-              "sd_intervention", "mean_control", "sd_control"):
+              "sd_intervention", "mean_control", "sd_control", "estimate_partial",
+              "n_intervention_reported", "n_control_reported", "n_total_reported"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     for c in ("n_intervention", "n_control", "year"):
         df[c] = pd.to_numeric(df[c], errors="coerce").round().astype("Int64")
     df["poolable"] = df["poolable"].astype(bool)
     for c in ("evidence_base", "study_id", "outcome", "subgroup", "measure", "effect_unit",
               "design", "first_author", "inclusion_status", "baseline_status_category",
-              "reason", "derivation", "direction", "trial_id", "shared_control_id"):
+              "reason", "derivation", "direction", "trial_id", "shared_control_id",
+              "p_value_qualifier", "p_value_comparison"):
         df[c] = df[c].fillna("").astype(str)
     if len(df):
         df = df.sort_values(["evidence_base", "study_id", "outcome", "subgroup"],
                             kind="stable").reset_index(drop=True)
     return df
+
+
+# ------------------------------------------------------------- partial reports
+
+
+def _arm_mean(rows: list[dict[str, Any]], arm: str, value_type: str, target: str,
+              outcome: str, measure: str) -> tuple[float, float]:
+    """Latest follow-up mean of one arm (in ``target`` for MD) and its n; nan if none."""
+    cands = [r for r in rows if r["_arm"] == arm and r["_timepoint"] == "follow_up"
+             and r["_value_type"] == value_type and math.isfinite(_num(r, "mean"))]
+    if not cands:
+        return math.nan, math.nan
+    r = max(cands, key=lambda x: _num(x, "week") if math.isfinite(_num(x, "week")) else -1)
+    m = _num(r, "mean")
+    if measure == "MD":
+        try:
+            m *= conversion_factor(_str(r, "unit"), target, outcome)
+        except UnitConversionError:
+            return math.nan, math.nan
+    return m, _num(r, "n")
+
+
+def _partial_report(rows: list[dict[str, Any]], measure: str, target: str, outcome: str
+                    ) -> dict[str, Any]:
+    """What a (possibly incomplete) report carries, for the all-reports routes.
+
+    ``estimate_partial``: the contrast from a reported difference or from both arms' means
+    (change scores first, then final values; MD in ``target``, ROM as a log ratio of final
+    means), whether or not a dispersion was reported; ``nan`` for SMD (needs the SD) or
+    when the means are missing. Arm and total sizes as reported; the p-value's qualifier and
+    comparison of the row :func:`_reported` takes the p-value from.
+    """
+    order = sorted(rows, key=lambda r: {"contrast": 0, "intervention": 1, "single_arm": 1}
+                   .get(r["_arm"], 2))
+    qual = comp = ""
+    for r in order:
+        if math.isfinite(_num(r, "p_value")):
+            qual, comp = _str(r, "p_value_qualifier"), _str(r, "p_value_comparison")
+            break
+    est = math.nan
+    diff = [r for r in rows if r["_arm"] == "contrast" and r["_value_type"] == "difference"
+            and math.isfinite(_num(r, "mean"))]
+    if diff and measure == "MD":
+        try:
+            est = _num(diff[0], "mean") * conversion_factor(_str(diff[0], "unit"), target,
+                                                             outcome)
+        except UnitConversionError:
+            est = math.nan
+    elif measure in ("MD", "ROM"):
+        for vt in (("change", "value") if measure == "MD" else ("value",)):
+            m1, _ = _arm_mean(rows, "intervention", vt, target, outcome, measure)
+            m2, _ = _arm_mean(rows, "control", vt, target, outcome, measure)
+            if _fin(m1, m2):
+                if measure == "MD":
+                    est = m1 - m2
+                elif m1 > 0 and m2 > 0:
+                    est = math.log(m1 / m2)
+                break
+    n_arm = {}
+    for arm in ("intervention", "control"):
+        ns = [_num(r, "n") for r in rows if r["_arm"] == arm]
+        ns = [x for x in ns if math.isfinite(x)]
+        n_arm[arm] = max(ns) if ns else math.nan
+    tots = [_num(r, "n") for r in rows if r["_arm"] == "contrast"]
+    tots = [x for x in tots if math.isfinite(x)]
+    return {
+        "p_value_qualifier": qual,
+        "p_value_comparison": comp,
+        "estimate_partial": est,
+        "n_intervention_reported": n_arm["intervention"],
+        "n_control_reported": n_arm["control"],
+        "n_total_reported": max(tots) if tots else math.nan,
+    }
 
 
 # ------------------------------------------------------------- shared control arms

@@ -161,7 +161,9 @@ class PartialPriors:
     ``mu ~ N(0, (mu_sd unit)^2)``, ``tau ~ HalfNormal(tau_scale unit)``; latent log SDs
     ``~ N(eta, omega^2)`` with ``eta ~ N(log unit, log_sd_sd^2)`` and
     ``omega ~ HalfNormal(log_sd_spread)`` when ``learn_sd``; otherwise ``eta = log unit``
-    and ``omega = log_sd_spread`` are fixed.
+    and ``omega = log_sd_spread`` are fixed. ``log_sd_center`` replaces ``log unit`` as the
+    centre of the log-SD prior (e.g. the mean log SD of the trials that report one, an
+    empirical-Bayes plug-in used by the calibration study).
     """
 
     unit_sd: float
@@ -170,6 +172,12 @@ class PartialPriors:
     log_sd_sd: float = 1.0
     log_sd_spread: float = 0.5
     learn_sd: bool = True
+    log_sd_center: float | None = None
+
+    @property
+    def log_sd_mean(self) -> float:
+        """Centre of the log-SD prior."""
+        return math.log(self.unit_sd) if self.log_sd_center is None else self.log_sd_center
 
     def __post_init__(self) -> None:
         for name in ("unit_sd", "mu_sd", "tau_scale", "log_sd_sd", "log_sd_spread"):
@@ -182,10 +190,11 @@ class PartialPriors:
         d = asdict(self)
         d["mu"] = f"Normal(0, {self.mu_sd * self.unit_sd:g})"
         d["tau"] = f"HalfNormal({self.tau_scale * self.unit_sd:g})"
-        d["log_sd"] = (f"Normal(eta, omega), eta ~ Normal(log {self.unit_sd:g}, "
-                       f"{self.log_sd_sd:g}), omega ~ HalfNormal({self.log_sd_spread:g})"
+        c = f"{self.log_sd_mean:.4g}"
+        d["log_sd"] = (f"Normal(eta, omega), eta ~ Normal({c}, {self.log_sd_sd:g}), "
+                       f"omega ~ HalfNormal({self.log_sd_spread:g})"
                        if self.learn_sd else
-                       f"Normal(log {self.unit_sd:g}, {self.log_sd_spread:g}) (fixed)")
+                       f"Normal({c}, {self.log_sd_spread:g}) (fixed)")
         return d
 
 
@@ -412,13 +421,13 @@ def build_partial_model(contribs: Sequence[Contribution], priors: PartialPriors)
         se = pt.as_tensor_variable(np.where(np.isnan(a.se), 1.0, a.se))
         if a.n_latent:
             if priors.learn_sd:
-                eta = pm.Normal("log_sd_mean", math.log(u), priors.log_sd_sd)
+                eta = pm.Normal("log_sd_mean", priors.log_sd_mean, priors.log_sd_sd)
                 omega = pm.HalfNormal("log_sd_spread", priors.log_sd_spread)
                 if a.sd_obs.size:
                     pm.Normal("log_sd_reported", eta, pt.sqrt(omega**2 + a.sd_obs_var),
                               observed=a.sd_obs)
             else:
-                eta, omega = math.log(u), priors.log_sd_spread
+                eta, omega = priors.log_sd_mean, priors.log_sd_spread
             z = pm.Normal("log_sd_z", 0.0, 1.0, dims="latent_sd")
             sigma = pm.Deterministic("sd_latent", pt.exp(eta + omega * z), dims="latent_sd")
             lat_pos = np.flatnonzero(a.lat >= 0)
@@ -570,7 +579,7 @@ def grid_posterior(
         tau, scale=priors.tau_scale * u)
     x, w = special.roots_hermitenorm(n_sd)
     logw = np.log(w / w.sum())
-    eta, omega = math.log(u), priors.log_sd_spread
+    eta, omega = priors.log_sd_mean, priors.log_sd_spread
     for c in contribs:
         if c.needs_latent_sd:
             se = np.exp(eta + omega * x)[:, None, None] * c.se_factor
