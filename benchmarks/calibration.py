@@ -9,7 +9,8 @@ the way the literature does:
 - outcome-reporting: a significant result (two-sided t test, p < 0.05) is printed with its
   numbers with probability ``p_full_sig``, a non-significant one with ``p_full_ns``; the rest
   print only "p < 0.05" with the direction or "no significant difference";
-- of the printed numbers, a share ``p_drop_sd`` lacks the dispersion (means and n only);
+- of the printed numbers, a share ``p_drop_sd`` lacks the dispersion (means and n only),
+  half of those (``p_exact_p``) with the exact p-value of the t test;
 - a share ``p_omit_n`` omits the arm sizes: half of those still give the total n (equal split,
   a declared assumption), the other half no n at all (unusable).
 
@@ -67,11 +68,20 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "p_full_sig": 0.85,
     "p_full_ns": 0.4,
     "p_drop_sd": 0.3,
+    "p_exact_p": 0.5,
     "p_omit_n": 0.15,
     "mu_sd": 1.0,
     "tau_scale": 0.5,
     "log_sd_spread": 0.5,
     "levels": [0.9, 0.95],
+}
+
+
+#: Scenarios run by ``main`` (overrides of :data:`DEFAULT_PARAMS`).
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "heterogeneous": {"tau": 0.3, "slope": 0.2},
+    "null_effect": {"mu": 0.0},
 }
 
 
@@ -99,7 +109,11 @@ def simulate(rng: np.random.Generator, p: Mapping[str, Any]) -> list[CellReport]
                 kw["n_total"] = n1 + n2
         if full:
             if rng.uniform() < p["p_drop_sd"]:
-                cells.append(CellReport(estimate=est, **kw))
+                if rng.uniform() < p["p_exact_p"]:  # means with the exact p of the t test
+                    cells.append(CellReport(estimate=est, p_value=pval, p_qualifier="=",
+                                            p_comparison="between_arms", **kw))
+                else:
+                    cells.append(CellReport(estimate=est, **kw))
             elif math.isfinite(kw["n1"]):
                 cells.append(CellReport(estimate=est, se=se, sd=s, **kw))
             else:  # mean difference with its SE but no n: still complete
@@ -175,28 +189,37 @@ def summarise(rows: list[dict], params: Mapping[str, Any]) -> dict[str, Any]:
     return res
 
 
-def markdown(summary: Mapping[str, Any], params: Mapping[str, Any], n: int) -> str:
-    """The calibration table in Markdown."""
+def markdown(results: Mapping[str, Any]) -> str:
+    """The calibration tables in Markdown, one row per scenario and analysis."""
     lines = [
         "# Calibration of the all-reports analysis",
         "",
-        f"{n} simulated meta-analyses of k = {params['k']} trials; true mu = {params['mu']}, "
-        f"tau = {params['tau']}, slope = {params['slope']} (outcome SD units). Reports "
-        "degraded as described in `benchmarks/calibration.py`. Coverage in percent (Monte "
-        "Carlo SE in brackets); bias of the posterior mean of mu.",
+        "Simulated meta-analyses of two-arm trials with reports degraded as described in "
+        "`benchmarks/calibration.py` (outcome SD units). Coverage of the central posterior "
+        "intervals of mu in percent and bias of its posterior mean, Monte Carlo SE in "
+        "brackets. `conventional` uses the complete reports only (a data set with none is "
+        "not counted for it).",
         "",
-        "| analysis | data sets | mean k used | 90% coverage | 95% coverage | bias | RMSE |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | analysis | data sets | mean k used | 90% coverage | 95% coverage | "
+        "bias | RMSE |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for a in ("all_reports", "conventional"):
-        d = summary[a]
-        lines.append(
-            f"| {a} | {d['datasets']} | {d['mean_k']:.1f} | {d['cover90']:.1f} "
-            f"({d['cover90_mcse']:.1f}) | {d['cover95']:.1f} ({d['cover95_mcse']:.1f}) | "
-            f"{d['bias']:+.3f} ({d['bias_mcse']:.3f}) | {d['rmse']:.3f} |")
-    lines += ["", "Mean contributions per data set by route: " + ", ".join(
-        f"{k} {v:.1f}" for k, v in summary["routes_mean"].items())
-        + f"; unusable (no n) {summary['unusable_mean']:.1f}.", ""]
+    for name, r in results.items():
+        pr, sm = r["params"], r["summary"]
+        label = f"{name} (k={pr['k']}, mu={pr['mu']}, tau={pr['tau']}, slope={pr['slope']})"
+        for a in ("all_reports", "conventional"):
+            d = sm[a]
+            lines.append(
+                f"| {label} | {a} | {d['datasets']} | {d['mean_k']:.1f} | {d['cover90']:.1f} "
+                f"({d['cover90_mcse']:.1f}) | {d['cover95']:.1f} ({d['cover95_mcse']:.1f}) | "
+                f"{d['bias']:+.3f} ({d['bias_mcse']:.3f}) | {d['rmse']:.3f} |")
+    lines.append("")
+    for name, r in results.items():
+        sm = r["summary"]
+        lines.append(f"- {name}: mean contributions per data set by route: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in sm["routes_mean"].items())
+            + f"; unusable (no n) {sm['unusable_mean']:.1f}.")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -210,24 +233,30 @@ def run_many(n: int, params: dict, workers: int = 1, first_seed: int = 1) -> lis
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the study and write ``calibration.json`` and ``calibration.md``."""
+    """Run the scenarios and write ``calibration.json`` and ``calibration.md``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=400, help="number of simulated data sets")
+    ap.add_argument("--n", type=int, default=400, help="simulated data sets per scenario")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                    help="scenario(s) to run (default: all)")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
-    params = dict(DEFAULT_PARAMS)
-    start = time.perf_counter()
-    rows = run_many(args.n, params, args.workers)
-    summary = summarise(rows, params)
-    result = {"params": params, "n_datasets": args.n, "summary": summary,
-              "seconds": time.perf_counter() - start, "machine": platform.platform()}
+    results: dict[str, Any] = {}
+    for name in args.scenario or list(SCENARIOS):
+        params = {**DEFAULT_PARAMS, **SCENARIOS[name]}
+        start = time.perf_counter()
+        rows = run_many(args.n, params, args.workers)
+        results[name] = {"params": params, "n_datasets": args.n,
+                         "summary": summarise(rows, params),
+                         "seconds": time.perf_counter() - start}
+    payload = {"scenarios": results, "machine": platform.platform(),
+               "method": "all_reports: grid_posterior (brute-force integration of the "
+                         "all-reports likelihood); conventional: exact_posterior"}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n",
+    (args.out / "calibration.json").write_text(json.dumps(payload, indent=2) + "\n",
                                                encoding="utf-8")
-    (args.out / "calibration.md").write_text(markdown(summary, params, args.n),
-                                             encoding="utf-8")
-    print(markdown(summary, params, args.n))
+    (args.out / "calibration.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
 
 
 if __name__ == "__main__":

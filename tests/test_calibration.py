@@ -38,7 +38,8 @@ def test_degraded_reports_follow_the_declared_shares() -> None:
 
 @pytest.mark.slow
 def test_small_calibration_run_covers() -> None:
-    """60 data sets: the all-reports 95% interval covers mu in at least 85% of them."""
+    """60 data sets of the base scenario: the all-reports 95% interval covers mu in at least
+    85% of them and uses more trials than the conventional analysis."""
     rows = calibration.run_many(60, {}, workers=1)
     s = calibration.summarise(rows, {})
     assert s["all_reports"]["datasets"] == 60

@@ -233,5 +233,6 @@ def _trial_n(sub: pd.DataFrame) -> float:
     ctl = float(n_ctl[shared == ""].sum()) + float(
         n_ctl[shared != ""].groupby(shared[shared != ""]).first().sum())
     if n_int.isna().any() or n_ctl.isna().any():
-        return math.nan
+        tot = pd.to_numeric(sub.get("n_total_reported"), errors="coerce")
+        return float(tot.iloc[0]) if tot is not None and len(sub) == 1 else math.nan
     return float(n_int.sum()) + ctl

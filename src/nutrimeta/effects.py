@@ -782,7 +782,8 @@ def compute_effects(
             "sd_intervention": res.sd1 if res.ok else math.nan,
             "mean_control": res.m2 if res.ok else math.nan,
             "sd_control": res.sd2 if res.ok else math.nan,
-            **_partial_report(rows, measure, target, outcome),
+            **_partial_report(rows, measure, target, outcome,
+                              math.nan if subgroup else _num(study, "n_randomised")),
         })
     _mark_shared_controls(out, groups)
     return _frame(out)
@@ -862,14 +863,15 @@ def _arm_mean(rows: list[dict[str, Any]], arm: str, value_type: str, target: str
     return m, _num(r, "n")
 
 
-def _partial_report(rows: list[dict[str, Any]], measure: str, target: str, outcome: str
-                    ) -> dict[str, Any]:
+def _partial_report(rows: list[dict[str, Any]], measure: str, target: str, outcome: str,
+                    n_randomised: float = math.nan) -> dict[str, Any]:
     """What a (possibly incomplete) report carries, for the all-reports routes.
 
     ``estimate_partial``: the contrast from a reported difference or from both arms' means
     (change scores first, then final values; MD in ``target``, ROM as a log ratio of final
     means), whether or not a dispersion was reported; ``nan`` for SMD (needs the SD) or
-    when the means are missing. Arm and total sizes as reported; the p-value's qualifier and
+    when the means are missing. Arm and total sizes as reported (the total from a contrast
+    row, else the study's ``n_randomised`` for a whole-trial row); the p-value's qualifier and
     comparison of the row :func:`_reported` takes the p-value from.
     """
     order = sorted(rows, key=lambda r: {"contrast": 0, "intervention": 1, "single_arm": 1}
@@ -911,7 +913,7 @@ def _partial_report(rows: list[dict[str, Any]], measure: str, target: str, outco
         "estimate_partial": est,
         "n_intervention_reported": n_arm["intervention"],
         "n_control_reported": n_arm["control"],
-        "n_total_reported": max(tots) if tots else math.nan,
+        "n_total_reported": max(tots) if tots else n_randomised,
     }
 
 
