@@ -162,3 +162,22 @@ def test_sampler_agrees_with_brute_force_oracle() -> None:
             key = {"q0.025": "q025", "q0.5": "q500", "q0.975": "q975"}.get(stat, stat)
             want = ref[name][key]
             assert abs(got - want) < 3 * float(mcse), (name, stat, got, want, float(mcse))
+
+
+@pytest.mark.slow
+def test_log_sd_prior_is_learned_from_reported_sds() -> None:
+    """Trials reporting SDs near 2 (unit 1): the log-SD centre moves from log 1 to near log 2,
+    and the latent SD of a trial without dispersion follows it."""
+    contribs = [
+        Contribution(f"s{i}", "full", estimate=0.5, se=2.0 * math.sqrt(2 / 40), n1=40, n2=40,
+                     df=78, sd=s)
+        for i, s in enumerate((1.8, 2.1, 2.0, 2.3, 1.9, 2.2))
+    ] + [Contribution("lat", "latent_sd", estimate=0.4, n1=25, n2=25, df=48)]
+    pri = PartialPriors(unit_sd=1.0, learn_sd=True)
+    fitted = fit_partial(contribs, pri, SamplerSettings(chains=4, draws=1000, tune=1000),
+                         seed=3)
+    assert fitted.summary()["divergences"] == 0
+    eta = fitted.draws("log_sd_mean")
+    assert abs(eta.mean() - math.log(2.0)) < 0.1
+    sd_lat = np.asarray(fitted.posterior["posterior"]["sd_latent"]).reshape(-1)
+    assert 1.4 < np.median(sd_lat) < 2.8
