@@ -175,3 +175,23 @@ def test_combine_groups_equals_pooled_sample() -> None:
     assert s == pytest.approx(allx.std(ddof=1), rel=1e-12)
     eff = combine_arms_effect("MD", [99, 95], [5.15, 5.22], [0.65, 0.55], 90, 5.25, 0.61)
     assert float(eff.yi) == pytest.approx((99 * 5.15 + 95 * 5.22) / 194 - 5.25, rel=1e-12)
+
+
+def test_shared_control_covariance_for_smd_and_rom() -> None:
+    rom = compute_effects(STUDIES, RESULTS, EffectSettings(prefer="final",
+                                                           measures={"ft3": "ROM"}))
+    three = rom[rom.study_id == "threearm"]
+    assert three.cov_shared_control.to_numpy() == pytest.approx(
+        [0.61**2 / (90 * 5.25**2)] * 2, rel=1e-12)
+    cov = outcome_covariance(three, "ft3")
+    assert cov.V[0, 1] == pytest.approx(0.61**2 / (90 * 5.25**2), rel=1e-12)
+    smd = compute_effects(STUDIES, RESULTS, EffectSettings(prefer="final",
+                                                           measures={"ft3": "SMD"}))
+    three = smd[smd.study_id == "threearm"]
+    cov = outcome_covariance(three, "ft3")
+    g = cov.yi
+    # Gleser & Olkin (2009): 1/n_c + g_i g_j / (2 N), N = all participants of the groups
+    assert cov.V[0, 1] == pytest.approx(1 / 90 + g[0] * g[1] / (2 * (99 + 95 + 90)),
+                                        rel=1e-12)
+    assert cov.V[0, 1] == cov.V[1, 0]
+    assert np.all(np.linalg.eigvalsh(cov.V) > 0)

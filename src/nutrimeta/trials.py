@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["OutcomeCovariance", "outcome_covariance", "trial_counts"]
+__all__ = ["OutcomeCovariance", "covariance_by_outcome", "outcome_covariance", "trial_counts"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,13 @@ def outcome_covariance(
         trial_idx=np.array([order.index(t) for t in trials], dtype=int),
         labels=labels, rows=tuple(int(i) for i in df.index) if m else (),
     )
+
+
+def covariance_by_outcome(effects: pd.DataFrame) -> dict[str, OutcomeCovariance]:
+    """:func:`outcome_covariance` for every outcome with at least one poolable row."""
+    pool = effects[effects["poolable"].astype(bool)] if "poolable" in effects.columns \
+        else effects
+    return {str(o): outcome_covariance(pool, str(o)) for o in pool["outcome"].unique()}
 
 
 def trial_counts(effects: pd.DataFrame, outcome: str | None = None) -> pd.DataFrame:
