@@ -146,6 +146,11 @@ def test_sampler_agrees_with_brute_force_oracle() -> None:
     grid = grid_posterior(contribs, ORACLE_PRIORS, n_mu=1601, n_tau=800,
                           mu_range=(-2.5, 3.0), tau_max=2.5)
     ref = grid.summary()
+    # the default, self-placing grid gives the same posterior as the explicit fine grid
+    auto = grid_posterior(contribs, ORACLE_PRIORS).summary()
+    for name in ("mu", "tau"):
+        for stat in ("mean", "sd", "q025", "q500", "q975"):
+            assert auto[name][stat] == pytest.approx(ref[name][stat], abs=2e-3)
     fitted = fit_partial(contribs, ORACLE_PRIORS,
                          SamplerSettings(chains=4, draws=2000, tune=1000, cores=2), seed=4)
     assert fitted.summary()["divergences"] == 0

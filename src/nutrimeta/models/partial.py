@@ -564,7 +564,9 @@ def grid_posterior(
     Each trial's true effect is integrated analytically; each latent log SD by
     ``n_sd``-point Gauss-Hermite quadrature under its prior. The log-SD hyperparameters must
     be fixed (``priors.learn_sd = False``). The grid spans ``mu`` within 8 prior SDs (or
-    ``mu_range``) and ``tau`` up to 6 prior scales (or ``tau_max``).
+    ``mu_range``) and ``tau`` up to 6 prior scales (or ``tau_max``); without an explicit
+    range a second pass re-grids the region holding all but ``1e-12`` of the mass of the
+    first.
     """
     if priors.learn_sd and any(c.needs_latent_sd for c in contribs):
         raise ValueError("the grid posterior needs fixed log-SD hyperparameters "
@@ -589,7 +591,17 @@ def grid_posterior(
             logp = logp + _log_terms(c, mu, tau, np.asarray(c.se))
     p = np.exp(logp - logp.max())
     p /= p.sum()
-    return GridPosterior(mu.ravel(), tau.ravel(), p.sum(axis=1), p.sum(axis=0))
+    out = GridPosterior(mu.ravel(), tau.ravel(), p.sum(axis=1), p.sum(axis=0))
+    if mu_range is None and tau_max is None:
+        keep_mu = np.flatnonzero(out.mu_pmf > 1e-12 * out.mu_pmf.max())
+        keep_tau = np.flatnonzero(out.tau_pmf > 1e-12 * out.tau_pmf.max())
+        m, t = out.mu_grid, out.tau_grid
+        step = m[1] - m[0]
+        new_mu = (m[keep_mu[0]] - 2 * step, m[keep_mu[-1]] + 2 * step)
+        new_tau = min(float(t[min(keep_tau[-1] + 2, t.size - 1)]) + tmax / n_tau, tmax)
+        return grid_posterior(contribs, priors, n_mu=n_mu, n_tau=n_tau, n_sd=n_sd,
+                              mu_range=new_mu, tau_max=new_tau)
+    return out
 
 
 def routes_count(contribs: Sequence[Contribution]) -> Mapping[str, int]:
