@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from nutrimeta.all_reports import all_reports_for_outcome
+from nutrimeta.all_reports import all_reports_for_outcome, all_reports_sensitivity
 from nutrimeta.effects import EffectSettings, compute_effects
 from nutrimeta.models.exact import TauPrior
 from nutrimeta.models.multivariate import gls_reml, multivariate_exact
@@ -112,3 +112,26 @@ def test_sensitivity_switches(effects: pd.DataFrame) -> None:
     assert "ns" not in {c["study_id"] for c in no_assumed["contributions"]}
     loo = all_reports_for_outcome(effects, {**base, "leave_out": "threearm"})
     assert loo["k_trials"] == 3
+
+
+def test_sensitivity_flags_an_answer_that_hangs_on_one_rescued_row() -> None:
+    """One small, imprecise complete trial and one "p < 0.01, increase" report: without the
+    censored report the probability of an increase falls below 0.9."""
+    studies = pd.DataFrame([_study("small", "included"), _study("sig2")])
+    results = pd.DataFrame([
+        _row("small", "intervention", n=20, mean=5.35, sd=0.6),
+        _row("small", "control", n=20, mean=5.25, sd=0.6),
+        _row("sig2", "intervention", n=150, p=0.01, q="<", comp="between_arms",
+             direction="increase"),
+        _row("sig2", "control", n=150),
+    ])
+    eff = compute_effects(studies, results, EffectSettings(prefer="final"))
+    sens = all_reports_sensitivity(eff, {"unit_sd": 0.6, "learn_sd": False,
+                                         "method": "grid"})
+    p_all = sens["main"]["posterior"]["P(mu > 0)"]
+    p_wo = sens["leave_one_out"]["sig2"]["P(mu > 0)"]
+    assert p_all > 0.9 > p_wo
+    assert [h["study_id"] for h in sens["hangs_on_single_rescued_row"]] == ["sig2"]
+    assert sens["variants"]["no_censored"]["k_trials"] == 1
+    assert set(sens["variants"]) >= {"no_latent_sd", "no_assumed_allocation",
+                                     "log_sd_spread_x0.5", "log_sd_spread_x2"}

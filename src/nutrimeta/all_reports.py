@@ -37,7 +37,13 @@ from nutrimeta.models.partial import (
 )
 from nutrimeta.trials import outcome_covariance
 
-__all__ = ["RANDOMISED", "all_reports_for_outcome", "cell_from_effect_row"]
+__all__ = [
+    "DECISION_LEVELS",
+    "RANDOMISED",
+    "all_reports_for_outcome",
+    "all_reports_sensitivity",
+    "cell_from_effect_row",
+]
 
 RANDOMISED = ("parallel_rct", "crossover_rct")
 _ALT_PREFIXES = ("alt-source:", "alt-split:")
@@ -236,3 +242,57 @@ def _trial_n(sub: pd.DataFrame) -> float:
         tot = pd.to_numeric(sub.get("n_total_reported"), errors="coerce")
         return float(tot.iloc[0]) if tot is not None and len(sub) == 1 else math.nan
     return float(n_int.sum()) + ctl
+
+
+#: Levels of P(mu > 0) whose crossing changes how an answer reads (both directions of benefit).
+DECISION_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+
+def all_reports_sensitivity(
+    effect_rows: pd.DataFrame, spec_outcome: Mapping[str, Any],
+    log_sd_factors: tuple[float, ...] = (0.5, 2.0),
+) -> dict[str, Any]:
+    """The all-reports analysis with each kind of rescued information left out in turn.
+
+    Variants: no censored information (``censored_threshold``, ``censored_ns``, ``sign``);
+    no latent SDs; no assumed allocation; the spread of the log-SD prior scaled by each of
+    ``log_sd_factors``; and each trial left out in turn. ``hangs_on_single_rescued_row``
+    lists the trials entering by a partial route (not ``full``) whose removal alone moves
+    P(mu > 0) across one of :data:`DECISION_LEVELS`.
+    """
+    main = all_reports_for_outcome(effect_rows, spec_outcome)
+    out: dict[str, Any] = {"main": main, "variants": {}, "leave_one_out": {},
+                           "hangs_on_single_rescued_row": []}
+    if main["posterior"] is None:
+        return out
+    spread = float(spec_outcome.get("log_sd_spread", PartialPriors(1.0).log_sd_spread))
+    variants: dict[str, dict[str, Any]] = {
+        "no_censored": {"exclude_routes": ("censored_threshold", "censored_ns", "sign")},
+        "no_latent_sd": {"exclude_routes": ("latent_sd",)},
+        "no_assumed_allocation": {"exclude_assumed_allocation": True},
+    }
+    for f in log_sd_factors:
+        variants[f"log_sd_spread_x{f:g}"] = {"log_sd_spread": spread * f}
+    for name, change in variants.items():
+        out["variants"][name] = _brief(all_reports_for_outcome(effect_rows,
+                                                               {**spec_outcome, **change}))
+    p0 = main["posterior"]["P(mu > 0)"]
+    routes = {c["study_id"]: c["route"] for c in main["contributions"]}
+    trials = list(dict.fromkeys(c["study_id"] for c in main["contributions"]))
+    for trial in trials:
+        res = _brief(all_reports_for_outcome(effect_rows, {**spec_outcome, "leave_out": trial}))
+        out["leave_one_out"][trial] = res
+        p1 = res["P(mu > 0)"]
+        if routes[trial] != "full" and p1 is not None and any(
+                (p0 - lev) * (p1 - lev) < 0 for lev in DECISION_LEVELS):
+            out["hangs_on_single_rescued_row"].append(
+                {"study_id": trial, "route": routes[trial], "P(mu > 0)": p0,
+                 "P(mu > 0) without it": p1})
+    return out
+
+
+def _brief(res: Mapping[str, Any]) -> dict[str, Any]:
+    post = res.get("posterior")
+    return {"k_trials": res["k_trials"], "routes": res["routes"],
+            "mu": None if post is None else post["mu"],
+            "P(mu > 0)": None if post is None else post["P(mu > 0)"]}
