@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nutrimeta.models.fitting import SamplerSettings
 from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.partial import (
+    PARTIAL_SAMPLER,
     ROUTES,
     CellReport,
     Contribution,
@@ -225,7 +225,7 @@ def all_reports_for_outcome(
         g = grid_posterior(contribs, priors)
         result["posterior"] = {**g.summary(), "method": "grid"}
     else:
-        sampler = spec_outcome.get("sampler") or SamplerSettings()
+        sampler = spec_outcome.get("sampler") or PARTIAL_SAMPLER
         fitted = fit_partial(contribs, priors, sampler, int(spec_outcome.get("seed", 0)))
         result["posterior"] = {**fitted.summary(), "method": "nuts"}
     return result
