@@ -953,7 +953,7 @@ def _shared_control_cov(rec: dict[str, Any]) -> float:
 
     - MD: ``sd_c^2 / n_c`` (the variance of the shared control mean);
     - ROM: ``sd_c^2 / (n_c m_c^2)`` (delta method for ``log m_c``);
-    - SMD: ``1 / n_c`` (Gleser & Olkin 2009, eq. 19.27).
+    - SMD: ``1 / n_c`` (Gleser & Olkin 2009).
 
     References
     ----------

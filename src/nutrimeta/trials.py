@@ -12,7 +12,7 @@ Covariance of two contrasts ``i, j`` against one shared control group (``c``):
 
 - MD: ``sd_c^2 / n_c``; ROM: ``sd_c^2 / (n_c m_c^2)``;
 - SMD: ``1/n_c + g_i g_j / (2 N)`` with ``N`` the participants of all groups involved
-  (Gleser & Olkin 2009, eq. 19.27, as metafor's ``vcalc`` for multi-treatment studies).
+  (Gleser & Olkin 2009, as metafor's ``vcalc`` for multi-treatment studies).
 
 Strata of different participants of one trial are independent (zero covariance); they share
 the trial-level random effect in the models of :mod:`nutrimeta.models.multivariate`.
