@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
 
-.PHONY: help venv validate effects fit report analysis test test-all lint typecheck bench browser clean clean-venv
+.PHONY: help venv validate effects fit report analysis test test-all lint typecheck bench calibration browser clean clean-venv
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ typecheck: $(STAMP) ## mypy on src/ (configured in pyproject.toml)
 bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same run (slow)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
+
+calibration: $(STAMP) ## Calibration study of the all-reports analysis (slow, several minutes)
+	$(PY) benchmarks/calibration.py --workers $(JOBS)
 
 clean: ## Remove generated results and reports (keeps .venv)
 	rm -rf build reports/*/ reports/index.html

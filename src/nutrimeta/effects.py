@@ -60,6 +60,10 @@ EFFECT_COLUMNS: tuple[str, ...] = (
     "week", "prepost_correlation",
     "poolable", "reason", "derivation",
     "direction", "p_value",
+    "trial_id", "shared_control_id", "cov_shared_control",
+    "mean_intervention", "sd_intervention", "mean_control", "sd_control",
+    "p_value_qualifier", "p_value_comparison", "estimate_partial",
+    "n_intervention_reported", "n_control_reported", "n_total_reported",
 )
 
 #: Unit of the baseline-status moderator per nutrient.
@@ -185,6 +189,11 @@ class _Outcome:
     unit: str = ""
     derivation: str = ""
     reason: str = ""
+    # arm summaries behind a two-arm effect (for shared-control covariances, combined arms)
+    m1: float = math.nan
+    sd1: float = math.nan
+    m2: float = math.nan
+    sd2: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -514,6 +523,7 @@ def _two_arm(
             yi=float(eff.yi), vi=float(eff.vi), n1=si.n, n2=sc.n, week=week, r=r,
             unit=target if measure == "MD" else "",
             derivation="; ".join(s for s in steps if s),
+            m1=si.mean, sd1=si.sd, m2=sc.mean, sd2=sc.sd,
         )
     if measure == "ROM" and not errors:
         errors.append("ROM needs follow-up means of both arms")
@@ -820,7 +830,17 @@ def compute_effects(
             "derivation": res.derivation if res.ok else "",
             "direction": direction,
             "p_value": p,
+            "trial_id": sid,
+            "shared_control_id": "",
+            "cov_shared_control": math.nan,
+            "mean_intervention": res.m1 if res.ok else math.nan,
+            "sd_intervention": res.sd1 if res.ok else math.nan,
+            "mean_control": res.m2 if res.ok else math.nan,
+            "sd_control": res.sd2 if res.ok else math.nan,
+            **_partial_report(rows, measure, target, outcome,
+                              math.nan if subgroup else _num(study, "n_randomised")),
         })
+    _mark_shared_controls(out, groups)
     return _frame(out)
 
 
@@ -860,19 +880,171 @@ def _compute_one(
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame.from_records(records, columns=list(EFFECT_COLUMNS))
     for c in ("yi", "vi", "sei", "baseline_status_value_std", "week",
-              "prepost_correlation", "p_value"):
+              "prepost_correlation", "p_value", "cov_shared_control", "mean_intervention",
+              "sd_intervention", "mean_control", "sd_control", "estimate_partial",
+              "n_intervention_reported", "n_control_reported", "n_total_reported"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     for c in ("n_intervention", "n_control", "year"):
         df[c] = pd.to_numeric(df[c], errors="coerce").round().astype("Int64")
     df["poolable"] = df["poolable"].astype(bool)
     for c in ("evidence_base", "study_id", "outcome", "subgroup", "measure", "effect_unit",
               "design", "first_author", "inclusion_status", "baseline_status_category",
-              "reason", "derivation", "direction"):
+              "reason", "derivation", "direction", "trial_id", "shared_control_id",
+              "p_value_qualifier", "p_value_comparison"):
         df[c] = df[c].fillna("").astype(str)
     if len(df):
         df = df.sort_values(["evidence_base", "study_id", "outcome", "subgroup"],
                             kind="stable").reset_index(drop=True)
     return df
+
+
+# ------------------------------------------------------------- partial reports
+
+
+def _arm_mean(rows: list[dict[str, Any]], arm: str, value_type: str, target: str,
+              outcome: str, measure: str) -> tuple[float, float]:
+    """Latest follow-up mean of one arm (in ``target`` for MD) and its n; nan if none."""
+    cands = [r for r in rows if r["_arm"] == arm and r["_timepoint"] == "follow_up"
+             and r["_value_type"] == value_type and math.isfinite(_num(r, "mean"))]
+    if not cands:
+        return math.nan, math.nan
+    r = max(cands, key=lambda x: _num(x, "week") if math.isfinite(_num(x, "week")) else -1)
+    m = _num(r, "mean")
+    if measure == "MD":
+        try:
+            m *= conversion_factor(_str(r, "unit"), target, outcome)
+        except UnitConversionError:
+            return math.nan, math.nan
+    return m, _num(r, "n")
+
+
+def _partial_report(rows: list[dict[str, Any]], measure: str, target: str, outcome: str,
+                    n_randomised: float = math.nan) -> dict[str, Any]:
+    """What a (possibly incomplete) report carries, for the all-reports routes.
+
+    ``estimate_partial``: the contrast from a reported difference or from both arms' means
+    (change scores first, then final values; MD in ``target``, ROM as a log ratio of final
+    means), whether or not a dispersion was reported; ``nan`` for SMD (needs the SD) or
+    when the means are missing. Arm and total sizes as reported (the total from a contrast
+    row, else the study's ``n_randomised`` for a whole-trial row); the p-value's qualifier and
+    comparison of the row :func:`_reported` takes the p-value from.
+    """
+    order = sorted(rows, key=lambda r: {"contrast": 0, "intervention": 1, "single_arm": 1}
+                   .get(r["_arm"], 2))
+    qual = comp = ""
+    for r in order:
+        if math.isfinite(_num(r, "p_value")):
+            qual, comp = _str(r, "p_value_qualifier"), _str(r, "p_value_comparison")
+            break
+    est = math.nan
+    diff = [r for r in rows if r["_arm"] == "contrast" and r["_value_type"] == "difference"
+            and math.isfinite(_num(r, "mean"))]
+    if diff and measure == "MD":
+        try:
+            est = _num(diff[0], "mean") * conversion_factor(_str(diff[0], "unit"), target,
+                                                             outcome)
+        except UnitConversionError:
+            est = math.nan
+    elif measure in ("MD", "ROM"):
+        for vt in (("change", "value") if measure == "MD" else ("value",)):
+            m1, _ = _arm_mean(rows, "intervention", vt, target, outcome, measure)
+            m2, _ = _arm_mean(rows, "control", vt, target, outcome, measure)
+            if _fin(m1, m2):
+                if measure == "MD":
+                    est = m1 - m2
+                elif m1 > 0 and m2 > 0:
+                    est = math.log(m1 / m2)
+                break
+    n_arm = {}
+    for arm in ("intervention", "control"):
+        ns = [_num(r, "n") for r in rows if r["_arm"] == arm]
+        ns = [x for x in ns if math.isfinite(x)]
+        n_arm[arm] = max(ns) if ns else math.nan
+    tots = [_num(r, "n") for r in rows if r["_arm"] == "contrast"]
+    tots = [x for x in tots if math.isfinite(x)]
+    return {
+        "p_value_qualifier": qual,
+        "p_value_comparison": comp,
+        "estimate_partial": est,
+        "n_intervention_reported": n_arm["intervention"],
+        "n_control_reported": n_arm["control"],
+        "n_total_reported": max(tots) if tots else n_randomised,
+    }
+
+
+# ------------------------------------------------------------- shared control arms
+
+_CONTROL_SIGNATURE_COLS = ("arm_label", "timepoint", "week", "value_type", "n", "mean", "sd",
+                           "se", "ci_lower", "ci_upper", "median", "q1", "q3", "min", "max",
+                           "geometric_mean")
+
+
+def _control_signature(rows: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The control arm's rows of one study x outcome x subgroup, as a comparable tuple.
+
+    Two subgroups whose control rows are identical (same label and the same reported
+    numbers) describe one control group shared by several comparisons (dose arms against
+    one placebo group, entered once per dose). Strata of different participants have
+    different control numbers and so different signatures.
+    """
+    sig = []
+    for r in rows:
+        if r["_arm"] != "control":
+            continue
+        vals = []
+        for c in _CONTROL_SIGNATURE_COLS:
+            v = _num(r, c) if c not in ("arm_label", "timepoint", "value_type") else _str(r, c)
+            vals.append("" if isinstance(v, float) and math.isnan(v) else v)
+        sig.append(tuple(vals))
+    return tuple(sorted(sig, key=repr))
+
+
+def _shared_control_cov(rec: dict[str, Any]) -> float:
+    """The part of a contrast's sampling variance that comes from its control arm.
+
+    Two contrasts against one shared control group have this covariance (MD, ROM); for SMD
+    the value stored is ``1/n_c`` and the pair term ``g_i g_j / (2 N)`` is added where the
+    matrix is built (:func:`nutrimeta.trials.outcome_covariance`).
+
+    - MD: ``sd_c^2 / n_c`` (the variance of the shared control mean);
+    - ROM: ``sd_c^2 / (n_c m_c^2)`` (delta method for ``log m_c``);
+    - SMD: ``1 / n_c`` (Gleser & Olkin 2009).
+
+    References
+    ----------
+    Gleser LJ, Olkin I. Stochastically dependent effect sizes. In: Cooper H, Hedges LV,
+    Valentine JC (eds). The Handbook of Research Synthesis and Meta-Analysis, 2nd ed.
+    Russell Sage; 2009: 357-376. Viechtbauer W. metafor ``vcalc`` (multi-treatment studies).
+    """
+    n_c, sd_c, m_c = rec["n_control"], rec["sd_control"], rec["mean_control"]
+    if not _fin(n_c, sd_c) or n_c <= 0:
+        return math.nan
+    if rec["measure"] == "MD":
+        return sd_c**2 / n_c
+    if rec["measure"] == "ROM":
+        return sd_c**2 / (n_c * m_c**2) if _fin(m_c) and m_c > 0 else math.nan
+    return 1.0 / n_c
+
+
+def _mark_shared_controls(
+    out: list[dict[str, Any]], groups: dict[tuple[str, str, str], list[dict[str, Any]]]
+) -> None:
+    """Fill ``shared_control_id`` and ``cov_shared_control`` for contrasts sharing a control."""
+    by_key = {(r["study_id"], r["outcome"], r["subgroup"]): r for r in out}
+    sigs: dict[tuple[str, str, tuple[Any, ...]], list[tuple[str, str, str]]] = {}
+    for key, rows in groups.items():
+        sig = _control_signature(rows)
+        if sig and key[2]:
+            sigs.setdefault((key[0], key[1], sig), []).append(key)
+    for (sid, outcome, _), keys in sigs.items():
+        if len(keys) < 2:
+            continue
+        label = next((_str(r, "arm_label") for r in groups[keys[0]] if r["_arm"] == "control"),
+                     "")
+        for key in keys:
+            rec = by_key[key]
+            rec["shared_control_id"] = f"{sid}:{outcome}:control:{label or 'shared'}"
+            rec["cov_shared_control"] = _shared_control_cov(rec)
 
 
 def effects_fingerprint(df: pd.DataFrame) -> str:
