@@ -30,6 +30,7 @@ from nutrimeta.models.partial import (
     CellReport,
     Contribution,
     PartialPriors,
+    Route,
     RouteDecision,
     assign_route,
     fit_partial,
@@ -117,6 +118,13 @@ def _priors(spec: Mapping[str, Any]) -> PartialPriors:
     return PartialPriors(**{k: spec[k] for k in keys if k in spec})
 
 
+def _contribution(decision: RouteDecision) -> Contribution:
+    """The contribution of a usable route decision."""
+    if decision.contribution is None:
+        raise ValueError(f"route decision without a contribution: {decision.reason}")
+    return decision.contribution
+
+
 def all_reports_for_outcome(
     effect_rows: pd.DataFrame, spec_outcome: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -168,6 +176,7 @@ def all_reports_for_outcome(
             not_used.append({"study_id": _s(rec, "study_id"), "subgroup": _s(rec, "subgroup"),
                              "reason": why})
             continue
+        assert d is not None  # a cell without a decision was listed as not used above
         decided.setdefault(trial, []).append((int(i), d))
 
     measure = str(rows["measure"].iloc[0]) if len(rows) else "MD"
@@ -177,21 +186,23 @@ def all_reports_for_outcome(
     for trial, items in decided.items():
         full = [(i, d) for i, d in items if d.route in ("full", "se_from_p")]
         if full:
-            sub = rows.loc[[i for i, _ in full]].assign(poolable=True, yi=[
-                d.contribution.estimate for _, d in full], vi=[
-                d.contribution.se**2 for _, d in full])
+            used_contribs = [_contribution(d) for _, d in full]
+            sub = rows.loc[[i for i, _ in full]].assign(
+                poolable=True, yi=[c.estimate for c in used_contribs],
+                vi=[c.se**2 for c in used_contribs])
             cov = outcome_covariance(sub, poolable_only=False)
             col = collapse_trials(cov)
-            first = full[0][1].contribution
-            route = "se_from_p" if all(d.route == "se_from_p" for _, d in full) else "full"
+            first = used_contribs[0]
+            route: Route = ("se_from_p" if all(d.route == "se_from_p" for _, d in full)
+                            else "full")
             con = Contribution(trial, route, estimate=float(col.y[0]), se=float(col.se[0]),
                                n1=first.n1, n2=first.n2, df=first.df,
                                sd=first.sd, label=trial)
             used = full
             n = _trial_n(sub)
         else:
-            best = min(items, key=lambda it: _ROUTE_RANK[it[1].route])
-            con = dataclasses.replace(best[1].contribution, label=trial)
+            best = min(items, key=lambda it: _ROUTE_RANK[_contribution(it[1]).route])
+            con = dataclasses.replace(_contribution(best[1]), label=trial)
             used = [best]
             n = con.n1 + con.n2
         if measure == "SMD" and con.needs_latent_sd:  # SE of an SMD needs no SD

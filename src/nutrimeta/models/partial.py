@@ -414,7 +414,7 @@ def build_partial_model(contribs: Sequence[Contribution], priors: PartialPriors)
     a = _arrays(contribs)
     u = priors.unit_sd
     coords = {"contribution": [c.label or c.trial_id for c in contribs],
-              "latent_sd": [contribs[i].label or contribs[i].trial_id
+              "latent_sd": [contribs[int(i)].label or contribs[int(i)].trial_id
                             for i in np.flatnonzero(a.lat >= 0)]}
     with pm.Model(coords=coords) as model:
         mu = pm.Normal("mu", 0.0, priors.mu_sd * u)
