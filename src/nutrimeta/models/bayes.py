@@ -9,7 +9,10 @@ each likelihood term, prior sensitivity via new prior scales) without recompilin
 
 Hierarchical parts are non-centred, and wherever the model is linear-Gaussian in the
 study-level quantities they are integrated out of the likelihood (``theta_i`` and latent
-baseline levels), then drawn from their exact conditionals (:func:`_marginal_rows`). This
+baseline levels), then drawn from their exact conditionals (:func:`_marginal_rows`); the
+category and multilevel models integrate their group effects and ``mu`` out too
+(:func:`_marginal_groups`), and the cross-nutrient slopes are sampled as contrasts
+(:func:`_pooled_groups`). This
 removes the funnels between ``tau`` and ``theta`` and between the slope and latent baselines
 that make non-centred samplers diverge, while the posterior keeps ``theta`` and ``x``.
 
@@ -53,14 +56,16 @@ NONRANDOMISED_DESIGNS: tuple[str, ...] = tuple(d for d in DESIGNS if d not in RA
 
 #: Kinds with partially pooled group values, each with its default parameterisation and a
 #: declared alternative (the same model sampled differently, for a retry): see
-#: :func:`_pooled_groups` and :func:`_marginal_categories`.
+#: :func:`_pooled_groups` and :func:`_marginal_groups`.
 DEFAULT_PARAMETERISATION: dict[str, Parameterisation] = {
     "cross_nutrient": "contrasts",
     "meta_regression_category": "marginal",
+    "multilevel": "marginal",
 }
 ALTERNATIVE_PARAMETERISATION: dict[str, Parameterisation] = {
     "cross_nutrient": "noncentred",
     "meta_regression_category": "noncentred",
+    "multilevel": "noncentred",
 }
 
 _DEFAULT_LATENT: dict[str, tuple[float, float]] = {
@@ -552,39 +557,44 @@ def _draw_centre(name: str, values: pt.TensorVariable, centre_mean: pt.TensorVar
     pm.Deterministic(name, mean + pm.Normal(f"{name}_z", 0.0, 1.0) / pt.sqrt(prec))
 
 
-def _marginal_categories(d: dict[str, pt.TensorVariable], tau: pt.TensorVariable,
-                         sigma_c: pt.TensorVariable) -> pt.TensorVariable:
-    """Category model with ``mu`` and the category effects integrated out (exact).
+def _marginal_groups(
+    d: dict[str, pt.TensorVariable],
+    group_idx: pt.TensorVariable,
+    n_groups: int,
+    spread: pt.TensorVariable,
+    row_var: pt.TensorVariable,
+    name: str,
+    dim: str,
+) -> pt.TensorVariable:
+    """Group effects and their centre ``mu`` integrated out of the likelihood (exact).
 
-    Given ``tau`` and ``sigma_c`` the model is linear-Gaussian: with ``mu`` integrated out the
-    category effects are ``v = m0 + u``, ``u ~ N(0, A)``, ``A = s^2 11' + sigma_c^2 I``
-    (``m0``, ``s``: prior mean and SD of ``mu``), and with ``theta`` integrated out
-    ``y_i ~ N(v_{c_i}, V_i)``, ``V_i = se_i^2 + tau^2``, raised to the power ``w_i``. Per
-    category ``q_c = sum w_i / V_i`` and ``b_c = sum w_i (y_i - m0) / V_i``; with
-    ``d_c = 1 + sigma_c^2 q_c`` and ``g = 1 + s^2 sum(q / d)`` the log marginal likelihood is
+    Row ``i`` of group ``c_i`` has ``y_i ~ N(v_{c_i}, V_i)`` (``V_i = row_var_i``, the row's own
+    random effect already integrated out) raised to the power ``w_i``; group effects
+    ``v_c ~ N(mu, spread^2)`` and ``mu ~ N(m0, s^2)``, so ``v = m0 + u`` with
+    ``u ~ N(0, A)``, ``A = s^2 11' + spread^2 I``. Per group ``q_c = sum w_i / V_i`` and
+    ``b_c = sum w_i (y_i - m0) / V_i``; with ``d_c = 1 + spread^2 q_c`` and
+    ``g = 1 + s^2 sum(q / d)`` the log marginal likelihood is
 
     ``sum_i w_i (-log(2 pi V_i) - (y_i - m0)^2 / V_i) / 2 - (sum log d + log g) / 2
-    + sigma_c^2 sum(b^2 / d) / 2 + s^2 (sum(b / d))^2 / (2 g)``
+    + spread^2 sum(b^2 / d) / 2 + s^2 (sum(b / d))^2 / (2 g)``
 
-    (Sherman–Morrison on ``I + Q^1/2 A Q^1/2``, so nothing is inverted and a tiny ``sigma_c``
-    or an empty category is harmless). Only ``tau`` and ``sigma_c`` are sampled, so no funnel
+    (Sherman–Morrison on ``I + Q^1/2 A Q^1/2``: nothing is inverted, so a tiny ``spread`` or a
+    group without rows is harmless). Only the variance parameters are sampled, so no funnel
     remains. ``u | y`` has mean ``A t``, ``t = (b - s^2 beta q) / d``,
     ``beta = sum(b / d) / g``, and is drawn exactly by Matheron's rule from a prior draw
-    ``u0 = s e0 1 + sigma_c e`` and pseudo-noise ``xi ~ N(0, Q)``: ``u = A t + u0 - A t'``,
-    ``t'`` the same map applied to ``q u0 + xi`` in place of ``b``. ``mu`` and ``theta`` follow
-    from their exact conditionals.
+    ``u0 = s e0 1 + spread e`` and pseudo-noise ``xi ~ N(0, Q)``: ``u = A t + u0 - A t'``,
+    ``t'`` the same map applied to ``q u0 + xi`` in place of ``b``; ``mu`` is drawn from its
+    exact conditional given ``v``.
     """
-    n_cat = len(STATUS_CATEGORIES)
-    w, cat = d["weight"], d["category_idx"]
-    m0, s2, sig2 = d["mu_mean"], d["mu_sd"] ** 2, sigma_c**2
-    var = d["se"] ** 2 + tau**2
+    w = d["weight"]
+    m0, s2, sig2 = d["mu_mean"], d["mu_sd"] ** 2, spread**2
     resid = d["y"] - m0
-    onehot = pt.eq(cat[:, None], pt.arange(n_cat)[None, :])
-    q = pt.dot(w / var, onehot)
-    b = pt.dot(w * resid / var, onehot)
+    onehot = pt.eq(group_idx[:, None], pt.arange(n_groups)[None, :])
+    q = pt.dot(w / row_var, onehot)
+    b = pt.dot(w * resid / row_var, onehot)
     dd = 1.0 + sig2 * q
     g = 1.0 + s2 * (q / dd).sum()
-    rows = (w * (-pt.log(2 * np.pi * var) - resid**2 / var)).sum()
+    rows = (w * (-pt.log(2 * np.pi * row_var) - resid**2 / row_var)).sum()
     pm.Potential("loglik", 0.5 * (rows - pt.log(dd).sum() - pt.log(g)
                                   + sig2 * (b**2 / dd).sum() + s2 * (b / dd).sum() ** 2 / g))
 
@@ -592,16 +602,13 @@ def _marginal_categories(d: dict[str, pt.TensorVariable], tau: pt.TensorVariable
         t = (rhs - s2 * (rhs / dd).sum() / g * q) / dd
         return s2 * t.sum() + sig2 * t
 
-    e0 = pm.Normal("effect_category_e0", 0.0, 1.0)
-    e = pm.Normal("effect_category_e", 0.0, 1.0, dims="category")
-    xi = pt.sqrt(pt.maximum(q, 1e-300)) * pm.Normal("effect_category_xi", 0.0, 1.0,
-                                                     dims="category")
-    u0 = pt.sqrt(s2) * e0 + sigma_c * e
-    eff = pm.Deterministic("effect_category", m0 + gain(b) + u0 - gain(q * u0 + xi),
-                           dims="category")
-    _draw_centre("mu", eff, m0, d["mu_sd"], sigma_c, n_cat)
-    _marginal_rows(d, eff[cat], tau, likelihood=False)
-    return eff
+    e0 = pm.Normal(f"{name}_e0", 0.0, 1.0)
+    e = pm.Normal(f"{name}_e", 0.0, 1.0, dims=dim)
+    xi = pt.sqrt(pt.maximum(q, 1e-300)) * pm.Normal(f"{name}_xi", 0.0, 1.0, dims=dim)
+    u0 = pt.sqrt(s2) * e0 + spread * e
+    values = pm.Deterministic(name, m0 + gain(b) + u0 - gain(q * u0 + xi), dims=dim)
+    _draw_centre("mu", values, m0, d["mu_sd"], spread, n_groups)
+    return values
 
 
 def _contrast_basis(n: int) -> np.ndarray:
@@ -663,7 +670,8 @@ def build_model(
     moderator
         Add the continuous baseline moderator to ``all_evidence``.
     parameterisation
-        How partially pooled group values are sampled (see :func:`_pooled_groups`), for the
+        How partially pooled group values are sampled (see :func:`_pooled_groups` and
+        :func:`_marginal_groups`), for the
         kinds that have a choice (:data:`DEFAULT_PARAMETERISATION`); ``None``: the kind's
         default. Both choices define the same model, so a fit that does not converge in one
         can be retried in the other.
@@ -700,21 +708,28 @@ def build_model(
             mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"], dims="nutrient")
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu, "nutrient"),
                                    dims="nutrient")
-        elif kind == "meta_regression_category":
-            mu = None  # the centre of the category effects, see _pooled_groups
+        elif kind in ("meta_regression_category", "multilevel"):
+            mu = None  # the centre of the group effects, defined with them
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
         else:
             mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
 
         if kind == "multilevel":
-            z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
-            theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
             tau_c = pm.Deterministic(
                 "tau_contrast", d["tau_contrast_scale"] * pm.HalfNormal("tau_contrast_raw", 1.0)
             )
-            # contrast level integrated out (exact conditional draws of theta)
-            _marginal_rows(d, theta_s[d["study_idx"]], tau_c, dim="contrast")
+            si = d["study_idx"]
+            if parameterisation == "marginal":  # study and contrast levels integrated out
+                theta_s = _marginal_groups(d, si, data.n_studies, tau, d["se"] ** 2 + tau_c**2,
+                                           "theta_study", "study")
+                mu = model["mu"]
+                _marginal_rows(d, theta_s[si], tau_c, dim="contrast", likelihood=False)
+            else:  # contrast level integrated out (exact conditional draws of theta)
+                mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
+                z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
+                theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
+                _marginal_rows(d, theta_s[si], tau_c, dim="contrast")
             pm.Deterministic("theta_new", mu + pt.sqrt(tau**2 + tau_c**2)
                              * pm.Normal("z_new", 0.0, 1.0))
 
@@ -740,7 +755,10 @@ def build_model(
                 "sigma_category", d["category_sd"] * pm.HalfNormal("sigma_category_raw", 1.0)
             )
             if parameterisation == "marginal":
-                eff = _marginal_categories(d, tau, sigma_c)
+                cat = d["category_idx"]
+                eff = _marginal_groups(d, cat, len(STATUS_CATEGORIES), sigma_c,
+                                       d["se"] ** 2 + tau**2, "effect_category", "category")
+                _marginal_rows(d, eff[cat], tau, likelihood=False)
             else:
                 eff = _pooled_groups("effect_category", "mu", d["mu_mean"], d["mu_sd"],
                                      sigma_c, "category", len(STATUS_CATEGORIES),
