@@ -18,8 +18,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,9 +28,12 @@ import nutpie
 import pymc as pm
 import xarray as xr
 
+from nutrimeta import diagnostics
 from nutrimeta.models.bayes import (
+    ALTERNATIVE_PARAMETERISATION,
     ModelData,
     ModelKind,
+    Parameterisation,
     Priors,
     build_model,
     model_coords,
@@ -228,7 +231,7 @@ class Refitter:
 
     Parameters
     ----------
-    data, priors, kind, moderator
+    data, priors, kind, moderator, parameterisation
         As for :func:`~nutrimeta.models.bayes.build_model`.
     sampler
         Sampler settings used by every refit.
@@ -242,13 +245,16 @@ class Refitter:
         *,
         moderator: bool = False,
         sampler: SamplerSettings | None = None,
+        parameterisation: Parameterisation | None = None,
     ) -> None:
         self.data = data
         self.priors = priors or Priors()
         self.kind = kind
         self.moderator = moderator
+        self.parameterisation = parameterisation
         self.sampler = sampler or SamplerSettings()
-        self.model = build_model(data, self.priors, kind, moderator=moderator)
+        self.model = build_model(data, self.priors, kind, moderator=moderator,
+                                 parameterisation=parameterisation)
         _, self.dims = _model_data(self.model)
         start = time.perf_counter()
         self.compiled = compile_model(self.model) if self.sampler.backend == "nutpie" else None
@@ -287,6 +293,7 @@ class Refitter:
         base_attrs: dict[str, Any] = {
             "kind": self.kind,
             "moderator": int(self.moderator),
+            "parameterisation": self.parameterisation or "default",
             "priors": priors.to_dict(),
             "data_hash": data.data_hash(),
         }
@@ -307,6 +314,64 @@ class Refitter:
         for label in labels or list(self.data.study_labels):
             yield label, self.fit(self.data.leave_out(label), seed=seed,
                                   attrs={"left_out": label})
+
+
+def escalation(sampler: SamplerSettings) -> list[SamplerSettings]:
+    """Sampler settings of the declared retries after ``sampler`` fails its diagnostics.
+
+    First a longer adaptation (4x the warm-up, 2x the draws) at target acceptance 0.99
+    (smaller steps); the last settings are also used with the model's alternative
+    parameterisation, where it has one (see :func:`fit_with_retries`).
+    """
+    return [replace(sampler, tune=4 * sampler.tune, draws=2 * sampler.draws,
+                    target_accept=max(sampler.target_accept, 0.99))]
+
+
+def fit_with_retries(
+    refitter: Refitter,
+    data: ModelData | None = None,
+    priors: Priors | None = None,
+    seed: int = 0,
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    check: Callable[[xr.DataTree], diagnostics.Diagnostics] = diagnostics.check,
+) -> tuple[xr.DataTree, diagnostics.Diagnostics, list[dict[str, Any]]]:
+    """Fit, and while the diagnostics fail, retry with escalating settings.
+
+    The ladder: the refitter's own settings; :func:`escalation` (longer adaptation, higher
+    target acceptance); then the same model in its declared alternative parameterisation
+    (:data:`~nutrimeta.models.bayes.ALTERNATIVE_PARAMETERISATION`), compiled afresh. It
+    stops at the first fit that passes ``check``; a fit that never passes is returned as
+    the last attempt. Nothing is hidden: every attempt (settings, parameterisation,
+    diagnostics, problems) is returned and stored in the posterior's ``sampling_attempts``
+    attribute.
+
+    Returns
+    -------
+    (posterior, diagnostics of the returned fit, attempts)
+    """
+    ladder: list[tuple[Refitter | None, SamplerSettings]] = [(refitter, refitter.sampler)]
+    ladder += [(refitter, s) for s in escalation(refitter.sampler)]
+    alternative = ALTERNATIVE_PARAMETERISATION.get(refitter.kind)
+    if alternative is not None and alternative != refitter.parameterisation:
+        ladder.append((None, ladder[-1][1]))  # built only if reached
+    attempts: list[dict[str, Any]] = []
+    for i, (r, sampler) in enumerate(ladder):
+        if r is None:
+            r = Refitter(refitter.data, refitter.priors, refitter.kind,
+                         moderator=refitter.moderator, sampler=sampler,
+                         parameterisation=alternative)
+        dt = r.fit(data, priors, seed, attrs={**(attrs or {}), "sampler": sampler.to_dict()},
+                   sampler=sampler)
+        diag = check(dt)
+        attempts.append({"attempt": i + 1, "sampler": sampler.to_dict(),
+                         "parameterisation": r.parameterisation or "default",
+                         "passed": diag.passed, "diagnostics": diag.to_dict(),
+                         "problems": diag.problems})
+        if diag.passed:
+            break
+    dt.attrs["sampling_attempts"] = attempts
+    return dt, diag, attempts
 
 
 def netcdf4_available() -> bool:
