@@ -26,6 +26,7 @@ from nutrimeta.effects import EffectSettings, compute_effects
 from nutrimeta.io_utils import atomic_write_json, atomic_write_text, sha256_text
 from nutrimeta.spec import AnalysisSpec, load_specs
 from nutrimeta.validate import Evidence, data_hash, load_evidence, require_valid
+from nutrimeta.versions import lock_hash, lock_mismatches, package_versions
 
 Echo = Callable[[str], None]
 UNLABELLED_SPREAD = "± (unlabelled)"
@@ -120,19 +121,6 @@ def run_effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> Path:
     return path
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "nutrimeta": __version__}
-    for name in ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy",
-                 "scipy", "pandas", "pandera", "pint", "statsmodels", "matplotlib", "xarray"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def code_hash() -> str:
     """SHA-256 of the package's fitting code (every module but the report stage), so that a
     change to the code refits even before the version number moves."""
@@ -186,6 +174,7 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
         "data_hash": data_hash(data_dir, [spec.evidence_base]),
         "data_hash_all": data_hash(data_dir), "spec_hash": spec.spec_hash,
         "cache_key": cache_key(data_dir, spec), "versions": package_versions(),
+        "lock_hash": lock_hash(), "lock_mismatches": lock_mismatches(),
         "seed": spec.seed, "sampler": {"backend": "nutpie", **spec.to_dict()["sampler"]},
         "created": dt.date.today().isoformat(),
     }

@@ -12,7 +12,6 @@ root attributes carrying provenance (priors, spec, data hash, seed, sampler, ver
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -39,6 +38,7 @@ from nutrimeta.models.bayes import (
     model_coords,
     model_inputs,
 )
+from nutrimeta.versions import lock_hash, package_versions
 
 _OBSERVED = ("y", "se")
 _JSON_ATTRS = "json_attrs"
@@ -72,18 +72,6 @@ class SamplerSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form for provenance."""
         return asdict(self)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that determine the numbers of a fit."""
-    out = {}
-    for name in ("nutrimeta", "pymc", "pytensor", "nutpie", "numpy", "arviz-base",
-                 "arviz-stats", "xarray", "pandas"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
 
 
 def compile_model(model: pm.Model) -> nutpie.compile_pymc.CompiledPyMCModel:
@@ -206,6 +194,7 @@ def fit(
         "seed": int(seed),
         "sampler": sampler.to_dict(),
         "versions": package_versions(),
+        "lock_hash": lock_hash(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "fit_seconds": time.perf_counter() - start,
     }
