@@ -58,8 +58,8 @@ class SamplerSettings:
         Chains, kept draws and warm-up draws per chain, parallel chains.
     target_accept
         Target acceptance rate of step-size adaptation (higher: smaller steps, fewer
-        divergences). With three nutrients, the cross-nutrient model's slope SD can leave
-        an occasional divergence at 0.95; 0.99 removes them.
+        divergences). The cross-nutrient model, whose slope SD rests on three nutrients, is
+        fitted at 0.99.
     """
 
     backend: Literal["nutpie", "pymc"] = "nutpie"
