@@ -12,7 +12,7 @@ LOCK    := requirements.lock
 UV       = $$(command -v uv || { [ -x $(VENV)/bin/uv ] || $(PY) -m pip install --quiet uv >&2 \
              || true; [ -x $(VENV)/bin/uv ] && echo $(VENV)/bin/uv; } || true)
 
-.PHONY: help venv lock validate effects fit report analysis test test-all lint bench browser clean clean-venv
+.PHONY: help venv lock validate effects fit report analysis test test-all lint bench mutation browser clean clean-venv
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ lint: $(STAMP) ## ruff check
 
 bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same run (slow)
 	$(PY) benchmarks/run.py
+
+mutation: $(STAMP) ## Mutation testing of the statistical modules (mutmut; slow)
+	$(PY) -m pip install --quiet 'mutmut>=3.8'
+	$(PY) benchmarks/mutation.py
 
 clean: ## Remove generated results and reports (keeps .venv)
 	rm -rf build reports/*/ reports/index.html
