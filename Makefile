@@ -7,20 +7,39 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
+LOCK    := requirements.lock
+# uv on PATH, else one bootstrapped into the venv (empty if neither: pip is used instead)
+UV       = $$(command -v uv || { [ -x $(VENV)/bin/uv ] || $(PY) -m pip install --quiet uv >&2 \
+             || true; [ -x $(VENV)/bin/uv ] && echo $(VENV)/bin/uv; } || true)
 
-.PHONY: help venv validate effects fit report analysis test test-all lint typecheck bench calibration browser clean clean-venv
+.PHONY: help venv lock validate effects fit report analysis test test-all lint typecheck bench calibration mutation browser clean clean-venv
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@py=$$(tools/find-python.sh) || exit 1; \
 	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV); fi
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@uv=$(UV); if [ -n "$$uv" ]; then \
+	  echo "installing $(LOCK) with uv"; \
+	  "$$uv" pip install --quiet --python $(PY) --require-hashes -r $(LOCK) && \
+	  "$$uv" pip install --quiet --python $(PY) --no-deps -e .; \
+	else \
+	  echo "installing $(LOCK) with pip"; \
+	  $(PY) -m pip install --quiet --require-hashes -r $(LOCK) && \
+	  $(PY) -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv (Python >= 3.12) and install the package with its dependencies
+venv: $(STAMP) ## Create .venv (Python >= 3.12) and install the locked dependencies and the package
+
+lock: ## Refresh requirements.lock from pyproject.toml (keeps pins; UPGRADE=1 moves them)
+	@py=$$(tools/find-python.sh) || exit 1; \
+	if [ ! -x $(PY) ]; then "$$py" -m venv $(VENV); fi
+	@uv=$(UV); [ -n "$$uv" ] || { echo "error: uv is needed to lock" >&2; exit 1; }; \
+	"$$uv" pip compile pyproject.toml --extra test --generate-hashes --universal \
+	  --python-version 3.12 --index-url https://pypi.org/simple --no-config \
+	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade,) -o $(LOCK)
 
 validate: $(STAMP) ## Validate data/ (every problem, with file, row and column)
 	$(VENV)/bin/nutrimeta validate
@@ -55,6 +74,10 @@ bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same ru
 
 calibration: $(STAMP) ## Calibration study of the all-reports analysis (slow, several minutes)
 	$(PY) benchmarks/calibration.py --workers $(JOBS)
+
+mutation: $(STAMP) ## Mutation testing of the statistical modules (mutmut; slow)
+	$(PY) -m pip install --quiet 'mutmut>=3.8'
+	$(PY) benchmarks/mutation.py
 
 clean: ## Remove generated results and reports (keeps .venv)
 	rm -rf build reports/*/ reports/index.html

@@ -191,12 +191,12 @@ def test_slope_recovered_with_latent_baselines(regression_refitter, regression_p
                                                simulate_regression):
     """Known deficiency slope and intercept fall inside 95% intervals; slope is well-sized."""
     dt = regression_refitter.fit(seed=13)
-    s = summarise(dt, ["mu", "slope", "deficient_minus_replete", "x"])
-    assert s["slope"]["q025"] < -0.6 < s["slope"]["q975"]
-    assert s["mu"]["q025"] < 0.3 < s["mu"]["q975"]
-    assert s["slope"]["sd"] < 0.15
-    # effect_deficient - effect_replete = slope * (x_deficient - x_replete) = -0.6 * -3
-    assert s["deficient_minus_replete"]["q025"] < 1.8 < s["deficient_minus_replete"]["q975"]
+    for var, truth in (("slope", -0.6), ("mu", 0.3),
+                       # effect_deficient - effect_replete = slope (x_def - x_rep) = -0.6 * -3
+                       ("deficient_minus_replete", 1.8)):
+        assert _below(_mc(dt, var, "q0.025"), truth) and _above(_mc(dt, var, "q0.975"), truth)
+    sd = _mc_summary(dt, "slope")["sd"]
+    assert sd[0] + N_MCSE * sd[1] < 0.15
     assert check(dt).passed, check(dt).problems
     data = regression_refitter.data
     hidden = ~np.isfinite(data.x)
@@ -418,41 +418,89 @@ def _simulate_mixed(seed: int) -> tuple[ModelData, float]:
     return data, 0.3
 
 
+#: Sampler seeds of the sampled-model tests: the default suite runs the first; the slow job
+#: runs the others too, so a pass does not rest on one lucky set of chains.
+SEEDS = [2, *(pytest.param(s, marks=pytest.mark.slow) for s in (101, 202, 303))]
+
+
+def _mc(dt: xr.DataTree, var: str, stat: str, **sel: str) -> tuple[float, float]:
+    """A posterior mean or quantile (``"q0.025"``, ...) of one element, with its MCSE."""
+    da = dt["posterior"][var]
+    if sel:
+        da = da.sel(sel).drop_vars(list(sel))
+    ds = xr.Dataset({var: da})
+    draws = da.values.ravel()
+    if stat == "mean":
+        return float(draws.mean()), float(azs.mcse(ds, method="mean")[var])
+    p = float(stat[1:])
+    return float(np.quantile(draws, p)), float(azs.mcse(ds, method="quantile", prob=p)[var])
+
+
+def _above(est: tuple[float, float], bound: float) -> bool:
+    """``est`` exceeds ``bound`` by more than N_MCSE Monte Carlo standard errors."""
+    return est[0] - N_MCSE * est[1] > bound
+
+
+def _below(est: tuple[float, float], bound: float) -> bool:
+    return est[0] + N_MCSE * est[1] < bound
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
-    ("kind", "moderator", "expect"),
-    [
-        ("meta_regression_category", False, ("effect_category", "deficient_minus_replete")),
-        ("all_evidence", True, ("bias", "extra_sd", "deficient_minus_replete")),
-        ("cross_nutrient", False, ("slope", "slope_global", "deficient_minus_replete")),
-    ],
+    ("kind", "moderator"),
+    [("meta_regression_category", False), ("all_evidence", True), ("cross_nutrient", False)],
 )
-def test_other_kinds_sample_cleanly(kind, moderator, expect, regression_priors, sampler):
-    """Category, design-aware and cross-nutrient models converge and estimate sensibly."""
+def test_other_kinds_sample_cleanly(kind, moderator, seed, regression_priors, sampler):
+    """Category, design-aware and cross-nutrient models converge and estimate sensibly.
+
+    Interval checks hold beyond the Monte Carlo error of the quantiles (4 MCSE).
+    """
     data, mu_true = _simulate_mixed(5)
     if kind != "all_evidence":  # the other models assume no design bias
         data = replace(data, yi=data.yi - 0.8 * (data.design_idx >= 2))
-    if kind == "cross_nutrient":  # few nutrients: a small slope-SD funnel remains
+    if kind == "cross_nutrient":  # few nutrients: the slope SD is weakly identified
         sampler = replace(sampler, target_accept=0.99)
-    dt = fit(build_model(data, regression_priors, kind, moderator=moderator), sampler, seed=2)
+    dt = fit(build_model(data, regression_priors, kind, moderator=moderator), sampler, seed=seed)
     d = check(dt)
     assert d.passed, d.problems
-    s = summarise(dt, list(expect))
     if kind == "meta_regression_category":
         # effects fall with baseline level: deficient > replete
-        assert s["deficient_minus_replete"]["q025"] > 0
+        assert _above(_mc(dt, "deficient_minus_replete", "q0.025"), 0.0)
     elif kind == "all_evidence":
-        bias = s["bias[controlled_nonrandomised]"]["mean"], s["bias[single_arm_prepost]"]["mean"]
-        assert all(b > 0.3 for b in bias)
-        assert s["bias[parallel_rct]"]["sd"] == 0.0
-        mu = summarise(dt, ["mu"])["mu"]
-        assert mu["q025"] < mu_true < mu["q975"]
+        for design in ("controlled_nonrandomised", "single_arm_prepost"):
+            assert _above(_mc(dt, "bias", "mean", design=design), 0.3)
+        assert float(dt["posterior"]["bias"].sel(design="parallel_rct").std()) == 0.0
+        assert _below(_mc(dt, "mu", "q0.025"), mu_true)
+        assert _above(_mc(dt, "mu", "q0.975"), mu_true)
     else:
-        assert s["slope_global"]["q025"] < -0.5 < s["slope_global"]["q975"]
+        assert _below(_mc(dt, "slope_global", "q0.025"), -0.5)
+        assert _above(_mc(dt, "slope_global", "q0.975"), -0.5)
         assert set(dt["posterior"]["slope"].coords["nutrient"].values) == {
             "zinc", "selenium", "magnesium"}
 
 
-def test_multilevel_samples_cleanly(sampler):
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_category_parameterisations_agree(seed, regression_priors, sampler):
+    """The category model sampled marginalised and non-centred gives the same posterior.
+
+    Noncentred leaves a few divergences on these data (the retry's fallback is judged on its
+    numbers, not its diagnostics here); means and 5/50/95% quantiles agree within 4 MCSE.
+    """
+    data, _ = _simulate_mixed(5)
+    data = replace(data, yi=data.yi - 0.8 * (data.design_idx >= 2))
+    fits = [fit(build_model(data, regression_priors, "meta_regression_category",
+                            parameterisation=p), replace(sampler, target_accept=0.99),
+                seed=seed) for p in ("marginal", "noncentred")]
+    for var, sel in (("mu", {}), ("tau", {}), ("effect_category", {"category": "deficient"}),
+                     ("effect_category", {"category": "replete"})):
+        for stat in ("mean", "q0.05", "q0.5", "q0.95"):
+            (ea, sa), (eb, sb) = (_mc(f, var, stat, **sel) for f in fits)
+            assert abs(ea - eb) <= N_MCSE * np.hypot(sa, sb), (var, sel, stat, ea, eb)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_multilevel_samples_cleanly(seed, sampler):
     """Several contrasts per study: study and contrast random effects, clean convergence."""
     rng = np.random.default_rng(8)
     study_ids = [f"s{i}" for i in range(8) for _ in range(2)]
@@ -461,15 +509,14 @@ def test_multilevel_samples_cleanly(sampler):
     y = rng.normal(np.repeat(theta_s, 2) + 0.05 * rng.normal(size=16), se)
     data = ModelData.from_arrays(y, se, study_ids=study_ids,
                                  labels=[f"{s}[{j}]" for s in study_ids[::2] for j in "ab"])
-    dt = fit(build_model(data, Priors(), "multilevel"), sampler, seed=3)
+    dt = fit(build_model(data, Priors(), "multilevel"), sampler, seed=seed + 1)
     d = check(dt)
     assert d.passed, d.problems
     post = dt["posterior"]
     assert post.sizes["study"] == 8 and post.sizes["contrast"] == 16
-    mu = summarise(dt, ["mu"])["mu"]
-    assert mu["q025"] < theta_s.mean() < mu["q975"]
-    tau_c = summarise(dt, ["tau_contrast"])["tau_contrast"]
-    assert tau_c["median"] < 0.2
+    assert _below(_mc(dt, "mu", "q0.025"), theta_s.mean())
+    assert _above(_mc(dt, "mu", "q0.975"), theta_s.mean())
+    assert _below(_mc(dt, "tau_contrast", "q0.5"), 0.2)
 
 
 def test_pymc_backend_matches_exact(eight_schools, eight_schools_priors):

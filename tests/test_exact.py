@@ -312,7 +312,14 @@ def test_summary_shape(schools_exact):
     assert set(s["parameters"]) == {"mu", "tau"}
     assert {"mean", "sd", "median", "q025", "q975"} <= set(s["parameters"]["mu"])
     assert "P(mu > 5)" in s["probabilities"]
-    assert s["i2"]["q975"] < 1
+    # I² = tau²/(tau² + s²), s² = (k-1) Σw / ((Σw)² - Σw²) (Higgins & Thompson 2002), is
+    # increasing in tau, so its quantiles are those of tau mapped through it
+    w = 1 / np.asarray(S8) ** 2
+    s2 = (len(w) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())
+    for key, p in (("q025", 0.025), ("q975", 0.975)):
+        t2 = float(schools_exact.tau_quantile(p)) ** 2
+        assert s["i2"][key] == pytest.approx(t2 / (t2 + s2), rel=1e-6)
+    assert typical_within_variance(np.full(5, 0.3)) == pytest.approx(0.09, rel=1e-12)
     json.dumps(s)
     tab = schools_exact.tau_table(n=400)
     g, dens = np.array(tab["grid"]), np.array(tab["posterior"])

@@ -20,6 +20,38 @@ from nutrimeta.units import (
     harmonise_unit_label,
 )
 
+# Independent molar masses: chemical formulas (PubChem: testosterone C19H28O2, CID 6013;
+# D-glucose C6H12O6, CID 5793; thyroxine C15H11I4NO4, CID 5819; triiodothyronine
+# C15H12I3NO4, CID 5920) with the CIAAW Standard Atomic Weights 2021
+# (https://www.ciaaw.org/atomic-weights.htm): intervals for H, C, N, O and Mg, value ± its
+# uncertainty for Zn 65.38(2), Se 78.971(8) and I 126.90447(3).
+ATOMIC_WEIGHT_RANGE = {
+    "H": (1.00784, 1.00811), "C": (12.0096, 12.0116), "N": (14.00643, 14.00728),
+    "O": (15.99903, 15.99977), "Mg": (24.304, 24.307), "Zn": (65.36, 65.40),
+    "Se": (78.963, 78.979), "I": (126.90444, 126.90450),
+}
+FORMULA = {
+    "testosterone": {"C": 19, "H": 28, "O": 2}, "glucose": {"C": 6, "H": 12, "O": 6},
+    "thyroxine": {"C": 15, "H": 11, "I": 4, "N": 1, "O": 4},
+    "triiodothyronine": {"C": 15, "H": 12, "I": 3, "N": 1, "O": 4},
+    "zinc": {"Zn": 1}, "selenium": {"Se": 1}, "magnesium": {"Mg": 1},
+}
+
+
+def molar_mass_range(analyte: str) -> tuple[float, float]:
+    """Smallest and largest molar mass the atomic-weight ranges allow (g/mol)."""
+    f = FORMULA[analyte]
+    return (sum(n * ATOMIC_WEIGHT_RANGE[e][0] for e, n in f.items()),
+            sum(n * ATOMIC_WEIGHT_RANGE[e][1] for e, n in f.items()))
+
+
+M = {a: sum(molar_mass_range(a)) / 2 for a in FORMULA}
+M_T, M_ZN, M_SE, M_MG = M["testosterone"], M["zinc"], M["selenium"], M["magnesium"]
+M_GLU, M_T4, M_T3 = M["glucose"], M["thyroxine"], M["triiodothyronine"]
+#: relative tolerance of a factor built from the midpoint molar masses (largest half-width)
+REL = max((hi - lo) / (hi + lo) for lo, hi in map(molar_mass_range, FORMULA)) * 1.01
+
+
 # Every pair the pipeline must support: (from, to, analyte).
 SUPPORTED_PAIRS = [
     ("ng/dL", "nmol/L", "total_testosterone"),
@@ -82,27 +114,27 @@ def test_unknown_label_returned_unchanged() -> None:
 
 
 # Expected values below are computed by hand from the definitions: mass concentration
-# (g/L) / molar mass (g/mol) = mol/L, with 1 dL = 0.1 L; molar masses as in units.py
-# (IUPAC standard atomic weights; PubChem molecular weights).
+# (g/L) / molar mass (g/mol) = mol/L, with 1 dL = 0.1 L; molar masses from the formulas and
+# atomic weights above (not from units.py).
 @pytest.mark.parametrize(
     ("value", "frm", "to", "analyte", "expected"),
     [
-        (100.0, "ng/dL", "nmol/L", "testosterone", 100 * 10 / 288.42),
-        (5.0, "ng/mL", "nmol/L", "testosterone", 5 * 1000 / 288.42),
-        (100.0, "pg/mL", "pmol/L", "free_testosterone", 100 * 1000 / 288.42),
-        (90.0, "µg/dL", "umol/L", "zinc", 90 * 10 / 65.38),
-        (0.9, "mg/L", "umol/L", "zinc", 0.9 * 1000 / 65.38),
-        (0.9, "ug/mL", "umol/L", "zinc", 0.9 * 1000 / 65.38),
-        (80.0, "ug/L", "umol/L", "selenium", 80 / 78.971),
-        (80.0, "ng/mL", "umol/L", "selenium", 80 / 78.971),
-        (2.0, "mg/dL", "mmol/L", "magnesium", 2 * 10 / 24.305),
+        (100.0, "ng/dL", "nmol/L", "testosterone", 100 * 10 / M_T),
+        (5.0, "ng/mL", "nmol/L", "testosterone", 5 * 1000 / M_T),
+        (100.0, "pg/mL", "pmol/L", "free_testosterone", 100 * 1000 / M_T),
+        (90.0, "µg/dL", "umol/L", "zinc", 90 * 10 / M_ZN),
+        (0.9, "mg/L", "umol/L", "zinc", 0.9 * 1000 / M_ZN),
+        (0.9, "ug/mL", "umol/L", "zinc", 0.9 * 1000 / M_ZN),
+        (80.0, "ug/L", "umol/L", "selenium", 80 / M_SE),
+        (80.0, "ng/mL", "umol/L", "selenium", 80 / M_SE),
+        (2.0, "mg/dL", "mmol/L", "magnesium", 2 * 10 / M_MG),
         (1.6, "mEq/L", "mmol/L", "magnesium", 0.8),  # divalent: 1 mmol/L = 2 mEq/L
-        (1.6, "mEq/L", "mg/dL", "magnesium", 0.8 * 24.305 / 10),
-        (90.0, "mg/dL", "mmol/L", "glucose", 90 * 10 / 180.156),
-        (1.2, "ng/dL", "pmol/L", "ft4", 1.2 * 10_000 / 776.87),
-        (3.0, "pg/mL", "pmol/L", "ft3", 3 * 1000 / 650.97),
-        (8.0, "ug/dL", "nmol/L", "tt4", 8 * 10_000 / 776.87),
-        (120.0, "ng/dL", "nmol/L", "tt3", 120 * 10 / 650.97),
+        (1.6, "mEq/L", "mg/dL", "magnesium", 0.8 * M_MG / 10),
+        (90.0, "mg/dL", "mmol/L", "glucose", 90 * 10 / M_GLU),
+        (1.2, "ng/dL", "pmol/L", "ft4", 1.2 * 10_000 / M_T4),
+        (3.0, "pg/mL", "pmol/L", "ft3", 3 * 1000 / M_T3),
+        (8.0, "ug/dL", "nmol/L", "tt4", 8 * 10_000 / M_T4),
+        (120.0, "ng/dL", "nmol/L", "tt3", 120 * 10 / M_T3),
         (10.0, "uIU/mL", "pmol/L", "insulin", 60.0),
         (10.0, "mU/L", "pmol/L", "fasting_insulin", 60.0),
         (10.0, "µU/mL", "pmol/L", "insulin", 60.0),
@@ -114,7 +146,7 @@ def test_unknown_label_returned_unchanged() -> None:
     ],
 )
 def test_known_conversions(value, frm, to, analyte, expected) -> None:
-    assert convert(value, frm, to, analyte) == pytest.approx(expected, rel=1e-12)
+    assert convert(value, frm, to, analyte) == pytest.approx(expected, rel=REL)
 
 
 def test_clinical_sanity_factors() -> None:
@@ -132,16 +164,19 @@ def test_insulin_factor_is_named_constant() -> None:
                              INSULIN_PMOL_PER_UIU_ALT) == pytest.approx(6.945)
 
 
-def test_molar_masses_documented() -> None:
-    assert MOLAR_MASS_G_PER_MOL["testosterone"] == 288.42
-    assert MOLAR_MASS_G_PER_MOL["selenium"] == 78.971
+def test_molar_masses_within_published_atomic_weights() -> None:
+    """Every molar mass lies in the range its formula and the CIAAW atomic weights allow."""
+    assert set(MOLAR_MASS_G_PER_MOL) == set(FORMULA)
+    for analyte, mass in MOLAR_MASS_G_PER_MOL.items():
+        lo, hi = molar_mass_range(analyte)
+        assert lo <= mass <= hi, (analyte, mass, lo, hi)
 
 
 def test_vectorised() -> None:
     x = np.array([100.0, 200.0, 300.0])
     out = convert(x, "ng/dL", "nmol/L", "testosterone")
     assert isinstance(out, np.ndarray)
-    np.testing.assert_allclose(out, x * 10 / 288.42)
+    np.testing.assert_allclose(out, x * 10 / M_T, rtol=REL)
     assert isinstance(convert(1.0, "ng/dL", "nmol/L", "testosterone"), float)
 
 
@@ -177,10 +212,25 @@ def test_can_convert_supported(frm: str, to: str, analyte: str) -> None:
     x=st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
 )
 def test_round_trip_every_pair(pair: tuple[str, str, str], x: float) -> None:
+    """Forward conversion by the independent factor, and back again exactly."""
     frm, to, analyte = pair
     y = convert(x, frm, to, analyte)
-    assert y > 0
+    assert y == pytest.approx(x * FACTOR[pair], rel=REL)
     assert convert(y, to, frm, analyte) == pytest.approx(x, rel=1e-12)
+
+
+#: Independent factor of every supported pair (unit definitions and the molar masses above;
+#: insulin 6.00 pmol/L per uIU/mL from Heinemann 2010, doi:10.2337/dc10-0056; magnesium is
+#: divalent, 2 mEq = 1 mmol).
+FACTOR = dict(zip(SUPPORTED_PAIRS, [
+    10 / M_T, 1000 / M_T, 0.01, 1000 / M_T,
+    10 / M_ZN, 1000 / M_ZN, 1000 / M_ZN,
+    1 / M_SE, 1 / M_SE, 1.0,
+    10 / M_MG, 0.5, 0.5 * M_MG / 10,
+    6.0, 6.0, 6.0,
+    10 / M_GLU, 10_000 / M_T4, 1000 / M_T3, 10_000 / M_T4, 10 / M_T3,
+    1.0, 1.0, 1.0,
+], strict=True))
 
 
 @settings(max_examples=40, deadline=None)

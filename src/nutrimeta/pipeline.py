@@ -32,7 +32,7 @@ from nutrimeta.results import (
 )
 from nutrimeta.spec import AnalysisSpec, load_specs
 from nutrimeta.validate import Evidence, data_hash, load_evidence
-from nutrimeta.versions import package_versions
+from nutrimeta.versions import lock_hash, lock_mismatches, package_versions
 
 Echo = Callable[[str], None]
 def _echo_err(msg: str) -> None:
@@ -69,6 +69,7 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
         "data_hash": data_hash(data_dir, [spec.evidence_base]),
         "data_hash_all": data_hash(data_dir), "spec_hash": spec.spec_hash,
         "cache_key": cache_key(data_dir, spec), "versions": package_versions(),
+        "lock_hash": lock_hash(), "lock_mismatches": lock_mismatches(),
         "seed": spec.seed, "sampler": {"backend": "nutpie", **spec.to_dict()["sampler"]},
         "created": dt.date.today().isoformat(),
     }

@@ -553,6 +553,10 @@ class Provenance(Record):
     sampler: dict[str, Any]
     created: str
     fit_seconds: float | None = None
+    #: SHA-256 of ``requirements.lock`` (the hash-pinned install), "unavailable" without one.
+    lock_hash: str = "unavailable"
+    #: Locked packages whose installed version differed when the results were computed.
+    lock_mismatches: dict[str, str] = Field(default_factory=dict)
 
 
 class Bundle(Record):

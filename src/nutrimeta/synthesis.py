@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +167,7 @@ def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpe
 def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
                 fits_dir: Path, provenance: dict[str, Any]) -> ModelResult:
     """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
-    from nutrimeta.models.fitting import SamplerSettings, save_posterior
+    from nutrimeta.models.fitting import SamplerSettings, fit_with_retries, save_posterior
 
     entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
     prepared = prepare_model(kind, df, spec, o)
@@ -186,22 +185,14 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
              "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict(),
              "spec": spec.to_dict()}
-    dt = refitter.fit(data, priors, seed, attrs=attrs)
     names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
                          "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
-                         "effect_category") if v in dt.posterior.data_vars]
+                         "effect_category") if v in refitter.model.named_vars]
     checked = [n for n in names if n != "theta_new"]
-    diag = diagnostics.check(dt, var_names=checked)
-    attempts = [{"sampler": sampler.to_dict(), "passed": diag.passed, "problems": diag.problems}]
-    if not diag.passed:
-        # One declared retry with longer chains and smaller steps; both attempts are recorded.
-        sampler = replace(sampler, draws=2 * sampler.draws, tune=2 * sampler.tune,
-                          target_accept=max(sampler.target_accept, 0.99))
-        refitter.sampler = sampler  # the next use of this compiled model resets it
-        dt = refitter.fit(data, priors, seed, attrs={**attrs, "sampler": sampler.to_dict()})
-        diag = diagnostics.check(dt, var_names=checked)
-        attempts.append({"sampler": sampler.to_dict(), "passed": diag.passed,
-                         "problems": diag.problems})
+    # declared escalating retries (fit_with_retries); every attempt is recorded
+    dt, diag, attempts = fit_with_retries(
+        refitter, data, priors, seed, attrs=attrs,
+        check=lambda fitted: diagnostics.check(fitted, var_names=checked))
     seconds = time.perf_counter() - start
     summ = diagnostics.summarise(dt, names)
     path = fits_dir / f"{kind}.nc"

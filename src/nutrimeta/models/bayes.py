@@ -9,7 +9,10 @@ each likelihood term, prior sensitivity via new prior scales) without recompilin
 
 Hierarchical parts are non-centred, and wherever the model is linear-Gaussian in the
 study-level quantities they are integrated out of the likelihood (``theta_i`` and latent
-baseline levels), then drawn from their exact conditionals (:func:`_marginal_rows`). This
+baseline levels), then drawn from their exact conditionals (:func:`_marginal_rows`); the
+category and multilevel models integrate their group effects and ``mu`` out too
+(:func:`_marginal_groups`), and the cross-nutrient slopes are sampled as contrasts
+(:func:`_pooled_groups`). This
 removes the funnels between ``tau`` and ``theta`` and between the slope and latent baselines
 that make non-centred samplers diverge, while the posterior keeps ``theta`` and ``x``.
 
@@ -43,11 +46,27 @@ ModelKind = Literal[
     "cross_nutrient",
 ]
 TauFamily = Literal["half_normal", "half_cauchy", "half_student_t", "exponential"]
+Parameterisation = Literal["noncentred", "contrasts", "marginal"]
 
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 TAU_FAMILIES: tuple[str, ...] = get_args(TauFamily)
+PARAMETERISATIONS: tuple[str, ...] = get_args(Parameterisation)
 RANDOMISED_DESIGNS: tuple[str, ...] = ("parallel_rct", "crossover_rct")
 NONRANDOMISED_DESIGNS: tuple[str, ...] = tuple(d for d in DESIGNS if d not in RANDOMISED_DESIGNS)
+
+#: Kinds with partially pooled group values, each with its default parameterisation and a
+#: declared alternative (the same model sampled differently, for a retry): see
+#: :func:`_pooled_groups` and :func:`_marginal_groups`.
+DEFAULT_PARAMETERISATION: dict[str, Parameterisation] = {
+    "cross_nutrient": "contrasts",
+    "meta_regression_category": "marginal",
+    "multilevel": "marginal",
+}
+ALTERNATIVE_PARAMETERISATION: dict[str, Parameterisation] = {
+    "cross_nutrient": "noncentred",
+    "meta_regression_category": "noncentred",
+    "multilevel": "noncentred",
+}
 
 _DEFAULT_LATENT: dict[str, tuple[float, float]] = {
     "deficient": (-1.0, 0.5),
@@ -447,6 +466,7 @@ def _marginal_rows(
     offset: pt.TensorVariable | float = 0.0,
     extra_var: pt.TensorVariable | float = 0.0,
     dim: str = "study",
+    likelihood: bool = True,
 ) -> pt.TensorVariable:
     """Likelihood with ``theta`` (and latent baselines) integrated out, plus exact draws of both.
 
@@ -459,7 +479,8 @@ def _marginal_rows(
     conditionals ``p(x | y, ...)`` and ``p(theta | x, y, ...)`` through independent
     standard normals (``x_latent_z``, ``z``), so the joint posterior is unchanged. The
     likelihood weight acts as a power on each row (weight 0: ``x`` and ``theta`` follow the
-    prior, as for a left-out study).
+    prior, as for a left-out study). ``likelihood=False``: only the draws (the caller has
+    put the marginal likelihood of ``y`` in the model).
     """
     w = d["weight"]
     y = d["y"] - offset
@@ -481,11 +502,133 @@ def _marginal_rows(
         x = pm.Deterministic("x", pt.switch(known, d["x_obs"], x_cond + z_x / pt.sqrt(prec)),
                              dims=dim)
         prior_theta = loc + slope * x
-    _weighted_normal("loglik", d, mean, pt.sqrt(s2 + tau**2 + var_x), y)
+    if likelihood:
+        _weighted_normal("loglik", d, mean, pt.sqrt(s2 + tau**2 + var_x), y)
     shrink = s2 / (s2 + w * tau**2)  # weight of the prior mean in theta | x, y
     z = pm.Normal("z", 0.0, 1.0, dims=dim)
     theta = shrink * prior_theta + (1.0 - shrink) * y + pt.sqrt(shrink) * tau * z
     return pm.Deterministic("theta", theta, dims=dim)
+
+
+def _pooled_groups(
+    name: str,
+    centre_name: str,
+    centre_mean: pt.TensorVariable | float,
+    centre_sd: pt.TensorVariable,
+    spread: pt.TensorVariable,
+    dim: str,
+    n_groups: int,
+    parameterisation: Parameterisation,
+) -> pt.TensorVariable:
+    """Group values ``v_j ~ N(c, spread^2)`` around a centre ``c ~ N(centre_mean, centre_sd^2)``.
+
+    ``"noncentred"``: ``v_j = c + spread z_j`` with ``c`` and ``z_j`` sampled. With few groups
+    the data pin ``c + spread z_j`` of informed groups, which leaves a ridge between ``c``
+    and the mean of ``z`` whose width depends on ``spread``. ``"contrasts"`` removes it: the
+    centre is integrated out, ``v ~ N(centre_mean 1, centre_sd^2 11' + spread^2 I)`` is
+    written as ``centre_mean + (m / sqrt(J)) 1 + spread H e`` with ``H`` an orthonormal basis
+    of the contrasts, ``m ~ N(0, J centre_sd^2 + spread^2)`` sampled centred (its scale hardly
+    depends on ``spread``) and the contrasts ``e ~ N(0, I)`` non-centred; ``c`` is then drawn
+    from its exact conditional ``N((centre_mean / centre_sd^2 + sum(v) / spread^2) / P,
+    1 / P)``, ``P = 1 / centre_sd^2 + J / spread^2`` (given ``v``, ``c`` does not depend on the
+    data). Both define the same joint distribution and record ``{name}`` and ``{centre_name}``.
+    """
+    if parameterisation == "noncentred":
+        centre = pm.Normal(centre_name, centre_mean, centre_sd)
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dim)
+        return pm.Deterministic(name, centre + spread * z, dims=dim)
+    if parameterisation != "contrasts":
+        raise ValueError(f"parameterisation {parameterisation!r} does not apply here")
+    m = pm.Normal(f"{name}_sum", 0.0, pt.sqrt(n_groups * centre_sd**2 + spread**2))
+    e = pm.Normal(f"{name}_contrast_z", 0.0, 1.0, shape=n_groups - 1)
+    values = pm.Deterministic(
+        name, centre_mean + m / np.sqrt(n_groups) + spread * pt.dot(_contrast_basis(n_groups), e),
+        dims=dim,
+    )
+    _draw_centre(centre_name, values, centre_mean, centre_sd, spread, n_groups)
+    return values
+
+
+def _draw_centre(name: str, values: pt.TensorVariable, centre_mean: pt.TensorVariable | float,
+                 centre_sd: pt.TensorVariable, spread: pt.TensorVariable, n_groups: int) -> None:
+    """Exact conditional draw of the centre ``c`` of group values ``v_j ~ N(c, spread^2)``."""
+    prec = 1.0 / centre_sd**2 + n_groups / spread**2
+    mean = (centre_mean / centre_sd**2 + values.sum() / spread**2) / prec
+    pm.Deterministic(name, mean + pm.Normal(f"{name}_z", 0.0, 1.0) / pt.sqrt(prec))
+
+
+def _marginal_groups(
+    d: dict[str, pt.TensorVariable],
+    group_idx: pt.TensorVariable,
+    n_groups: int,
+    spread: pt.TensorVariable,
+    row_var: pt.TensorVariable,
+    name: str,
+    dim: str,
+) -> pt.TensorVariable:
+    """Group effects and their centre ``mu`` integrated out of the likelihood (exact).
+
+    Row ``i`` of group ``c_i`` has ``y_i ~ N(v_{c_i}, V_i)`` (``V_i = row_var_i``, the row's own
+    random effect already integrated out) raised to the power ``w_i``; group effects
+    ``v_c ~ N(mu, spread^2)`` and ``mu ~ N(m0, s^2)``, so ``v = m0 + u`` with
+    ``u ~ N(0, A)``, ``A = s^2 11' + spread^2 I``. Per group ``q_c = sum w_i / V_i`` and
+    ``b_c = sum w_i (y_i - m0) / V_i``; with ``d_c = 1 + spread^2 q_c`` and
+    ``g = 1 + s^2 sum(q / d)`` the log marginal likelihood is
+
+    ``sum_i w_i (-log(2 pi V_i) - (y_i - m0)^2 / V_i) / 2 - (sum log d + log g) / 2
+    + spread^2 sum(b^2 / d) / 2 + s^2 (sum(b / d))^2 / (2 g)``
+
+    (Sherman–Morrison on ``I + Q^1/2 A Q^1/2``: nothing is inverted, so a tiny ``spread`` or a
+    group without rows is harmless). Only the variance parameters are sampled, so no funnel
+    remains. ``u | y`` has mean ``A t``, ``t = (b - s^2 beta q) / d``,
+    ``beta = sum(b / d) / g``, and is drawn exactly by Matheron's rule from a prior draw
+    ``u0 = s e0 1 + spread e`` and pseudo-noise ``xi ~ N(0, Q)``: ``u = A t + u0 - A t'``,
+    ``t'`` the same map applied to ``q u0 + xi`` in place of ``b``; ``mu`` is drawn from its
+    exact conditional given ``v``.
+    """
+    w = d["weight"]
+    m0, s2, sig2 = d["mu_mean"], d["mu_sd"] ** 2, spread**2
+    resid = d["y"] - m0
+    onehot = pt.eq(group_idx[:, None], pt.arange(n_groups)[None, :])
+    q = pt.dot(w / row_var, onehot)
+    b = pt.dot(w * resid / row_var, onehot)
+    dd = 1.0 + sig2 * q
+    g = 1.0 + s2 * (q / dd).sum()
+    rows = (w * (-pt.log(2 * np.pi * row_var) - resid**2 / row_var)).sum()
+    pm.Potential("loglik", 0.5 * (rows - pt.log(dd).sum() - pt.log(g)
+                                  + sig2 * (b**2 / dd).sum() + s2 * (b / dd).sum() ** 2 / g))
+
+    def gain(rhs: pt.TensorVariable) -> pt.TensorVariable:  # A Q^1/2 B^-1 Q^-1/2 rhs
+        t = (rhs - s2 * (rhs / dd).sum() / g * q) / dd
+        return s2 * t.sum() + sig2 * t
+
+    e0 = pm.Normal(f"{name}_e0", 0.0, 1.0)
+    e = pm.Normal(f"{name}_e", 0.0, 1.0, dims=dim)
+    xi = pt.sqrt(pt.maximum(q, 1e-300)) * pm.Normal(f"{name}_xi", 0.0, 1.0, dims=dim)
+    u0 = pt.sqrt(s2) * e0 + spread * e
+    values = pm.Deterministic(name, m0 + gain(b) + u0 - gain(q * u0 + xi), dims=dim)
+    _draw_centre("mu", values, m0, d["mu_sd"], spread, n_groups)
+    return values
+
+
+def _contrast_basis(n: int) -> np.ndarray:
+    """``n x (n - 1)`` orthonormal basis of the contrasts (columns orthogonal to ``1``)."""
+    basis = np.zeros((n, n - 1))
+    for j in range(1, n):  # normalised Helmert contrasts
+        basis[:j, j - 1] = 1.0
+        basis[j, j - 1] = -float(j)
+        basis[:, j - 1] /= np.sqrt(j * (j + 1))
+    return basis
+
+
+def _nutrient_slopes(d: dict[str, pt.TensorVariable], n_nutrients: int,
+                     parameterisation: Parameterisation) -> pt.TensorVariable:
+    """Nutrient slopes partially pooled around ``slope_global`` with SD ``sigma_slope``."""
+    sig = pm.Deterministic(
+        "sigma_slope", d["slope_between_sd"] * pm.HalfNormal("sigma_slope_raw", 1.0)
+    )
+    return _pooled_groups("slope", "slope_global", 0.0, d["slope_sd"], sig, "nutrient",
+                          n_nutrients, parameterisation)
 
 
 def _reference_effects(intercept: pt.TensorVariable, slope: pt.TensorVariable,
@@ -501,6 +644,7 @@ def build_model(
     kind: ModelKind = "random_effects",
     *,
     moderator: bool = False,
+    parameterisation: Parameterisation | None = None,
 ) -> pm.Model:
     """Build a PyMC model of the effect sizes in ``data``.
 
@@ -525,6 +669,12 @@ def build_model(
         slope partially pooled across nutrients (pass standardised effects and moderator).
     moderator
         Add the continuous baseline moderator to ``all_evidence``.
+    parameterisation
+        How partially pooled group values are sampled (see :func:`_pooled_groups` and
+        :func:`_marginal_groups`), for the
+        kinds that have a choice (:data:`DEFAULT_PARAMETERISATION`); ``None``: the kind's
+        default. Both choices define the same model, so a fit that does not converge in one
+        can be retried in the other.
 
     Returns
     -------
@@ -534,6 +684,12 @@ def build_model(
     priors = priors or Priors()
     if kind not in _KIND_KEYS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if parameterisation is None:
+        parameterisation = DEFAULT_PARAMETERISATION.get(kind, "noncentred")
+    elif kind not in DEFAULT_PARAMETERISATION:
+        raise ValueError(f"{kind} has no choice of parameterisation")
+    elif kind == "cross_nutrient" and parameterisation == "marginal":
+        raise ValueError("cross_nutrient cannot integrate its slopes out (latent baselines)")
     if kind not in ("multilevel",) and not data.one_row_per_study:
         raise ValueError(f"{kind} needs one row per study; use kind='multilevel' for "
                          "several contrasts per study")
@@ -552,18 +708,28 @@ def build_model(
             mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"], dims="nutrient")
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu, "nutrient"),
                                    dims="nutrient")
+        elif kind in ("meta_regression_category", "multilevel"):
+            mu = None  # the centre of the group effects, defined with them
+            tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
         else:
             mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
             tau = pm.Deterministic("tau", d["tau_scale"] * _half("tau_raw", fam, nu))
 
         if kind == "multilevel":
-            z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
-            theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
             tau_c = pm.Deterministic(
                 "tau_contrast", d["tau_contrast_scale"] * pm.HalfNormal("tau_contrast_raw", 1.0)
             )
-            # contrast level integrated out (exact conditional draws of theta)
-            _marginal_rows(d, theta_s[d["study_idx"]], tau_c, dim="contrast")
+            si = d["study_idx"]
+            if parameterisation == "marginal":  # study and contrast levels integrated out
+                theta_s = _marginal_groups(d, si, data.n_studies, tau, d["se"] ** 2 + tau_c**2,
+                                           "theta_study", "study")
+                mu = model["mu"]
+                _marginal_rows(d, theta_s[si], tau_c, dim="contrast", likelihood=False)
+            else:  # contrast level integrated out (exact conditional draws of theta)
+                mu = pm.Normal("mu", d["mu_mean"], d["mu_sd"])
+                z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
+                theta_s = pm.Deterministic("theta_study", mu + tau * z_s, dims="study")
+                _marginal_rows(d, theta_s[si], tau_c, dim="contrast")
             pm.Deterministic("theta_new", mu + pt.sqrt(tau**2 + tau_c**2)
                              * pm.Normal("z_new", 0.0, 1.0))
 
@@ -588,9 +754,16 @@ def build_model(
             sigma_c = pm.Deterministic(
                 "sigma_category", d["category_sd"] * pm.HalfNormal("sigma_category_raw", 1.0)
             )
-            z_cat = pm.Normal("z_category", 0.0, 1.0, dims="category")
-            eff = pm.Deterministic("effect_category", mu + sigma_c * z_cat, dims="category")
-            _marginal_rows(d, eff[d["category_idx"]], tau)
+            if parameterisation == "marginal":
+                cat = d["category_idx"]
+                eff = _marginal_groups(d, cat, len(STATUS_CATEGORIES), sigma_c,
+                                       d["se"] ** 2 + tau**2, "effect_category", "category")
+                _marginal_rows(d, eff[cat], tau, likelihood=False)
+            else:
+                eff = _pooled_groups("effect_category", "mu", d["mu_mean"], d["mu_sd"],
+                                     sigma_c, "category", len(STATUS_CATEGORIES),
+                                     parameterisation)
+                _marginal_rows(d, eff[d["category_idx"]], tau)
             dep = pm.Deterministic("effect_deficient", eff[STATUS_CATEGORIES.index("deficient")])
             rep = pm.Deterministic("effect_replete", eff[STATUS_CATEGORIES.index("replete")])
             pm.Deterministic("deficient_minus_replete", dep - rep)
@@ -616,14 +789,7 @@ def build_model(
                 pm.Deterministic("theta_new", mu + tau * pm.Normal("z_new", 0.0, 1.0))
 
         elif kind == "cross_nutrient":
-            g = pm.Normal("slope_global", 0.0, d["slope_sd"])
-            sig = pm.Deterministic(
-                "sigma_slope", d["slope_between_sd"] * pm.HalfNormal("sigma_slope_raw", 1.0)
-            )
-            slope = pm.Deterministic(
-                "slope", g + sig * pm.Normal("slope_z", 0.0, 1.0, dims="nutrient"),
-                dims="nutrient",
-            )
+            slope = _nutrient_slopes(d, len(data.nutrient_labels), parameterisation)
             b = d["nutrient_idx"]
             _marginal_rows(d, mu[b], tau[b], slope=slope[b])
             _reference_effects(mu, slope, d["x_ref"], dims="nutrient")

@@ -267,6 +267,10 @@ def provenance_rows(bundle: Bundle, bundle_name: str) -> list[tuple[str, str]]:
             ("seed", str(prov.get("seed", ""))),
             ("sampler", describe(prov.get("sampler") or {})),
             ("run date", str(prov.get("created", "")))]
+    if prov.get("lock_hash"):
+        rows.append(("install lock (requirements.lock)", str(prov["lock_hash"])))
+    if prov.get("lock_mismatches"):
+        rows.append(("departures from the lock", describe(prov["lock_mismatches"])))
     rows += [(f"version: {k}", str(v)) for k, v in sorted((prov.get("versions") or {}).items())]
     return rows
 
