@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -310,7 +310,7 @@ def _to_unit(stats: list[_Stat], target: str, outcome: str, measure: str) -> lis
     return steps
 
 
-def _r_for(rows: list[Mapping[str, Any]], default: float) -> tuple[float, str]:
+def _r_for(rows: Sequence[Mapping[str, Any]], default: float) -> tuple[float, str]:
     for row in rows:
         r = _num(row, "prepost_correlation")
         if math.isfinite(r):
@@ -451,7 +451,7 @@ def _geometric_rom(ai: _ArmRows, ac: _ArmRows, week: float) -> _Outcome | None:
     if _str(rows[0], "unit") != _str(rows[1], "unit"):  # type: ignore[arg-type]
         raise _Fail("geometric means of the two arms are in different units")
     n1, n2 = (_num(r, "n") for r in rows if r is not None)
-    eff = cv.ratio_of_geometric_means(*vals[0], *vals[1], level=_ci_level(rows[0]),
+    eff = cv.ratio_of_geometric_means(*vals[0], *vals[1], level=_ci_level(rows[0] or {}),
                                       n1=n1, n2=n2)
     return _Outcome(yi=float(eff.yi), vi=float(eff.vi), n1=n1, n2=n2, week=week, r=math.nan,
                     unit="", derivation="ROM of final geometric means (log intervention/"

@@ -553,10 +553,11 @@ class Provenance(Record):
     sampler: dict[str, Any]
     created: str
     fit_seconds: float | None = None
-    #: SHA-256 of ``requirements.lock`` (the hash-pinned install), "unavailable" without one.
-    lock_hash: str = "unavailable"
+    #: SHA-256 of ``requirements.lock`` (the hash-pinned install); absent in results computed
+    #: before the project had a lock.
+    lock_hash: str | None = None
     #: Locked packages whose installed version differed when the results were computed.
-    lock_mismatches: dict[str, str] = Field(default_factory=dict)
+    lock_mismatches: dict[str, str] | None = None
 
 
 class Bundle(Record):

@@ -120,8 +120,8 @@ def _rule_text(col: Column, check: str) -> str:
 def read_bib(path: Path, label: str) -> tuple[dict[str, dict[str, str]], list[Problem]]:
     """Parse one BibTeX file; report unparsable blocks."""
     text, problem = _decode(path.read_bytes(), label, table=False)
-    if problem is not None:
-        return {}, [problem]
+    if problem is not None or text is None:
+        return {}, [problem] if problem is not None else []
     problems: list[Problem] = []
     library = bibtexparser.parse_string(text)
     entries: dict[str, dict[str, str]] = {}
@@ -150,8 +150,9 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
     unreadable: dict[str, list[str]] = {}
     if not data_dir.is_dir():
         problems.append(Problem(str(data_dir), None, None, "data folder does not exist"))
-        return Evidence(data_dir, *(_empty_frame(TABLES[n]).assign(_base=pd.Series(
-            dtype="string")) for n in ("studies", "results", "syntheses")), {}, problems)
+        studies, results, syntheses = (_empty_frame(TABLES[n]).assign(_base=pd.Series(
+            dtype="string")) for n in ("studies", "results", "syntheses"))
+        return Evidence(data_dir, studies, results, syntheses, {}, problems)
     problems += _finish_interrupted_add(data_dir)
     bases = sorted(p for p in data_dir.iterdir() if p.is_dir() and (p / "studies.csv").exists())
     for base_dir in bases:

@@ -316,7 +316,7 @@ class NormalMixture:
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Central (equal-tailed) interval."""
         a = 0.5 * (1.0 - level)
-        lo, hi = self.ppf([a, 1.0 - a])
+        lo, hi = np.atleast_1d(self.ppf([a, 1.0 - a]))
         return float(lo), float(hi)
 
     def sample(self, n: int, rng: np.random.Generator) -> FloatArray:
@@ -511,7 +511,7 @@ class ExactPosterior:
     def tau_sd(self) -> float:
         """Posterior standard deviation of ``tau``."""
         m = self.tau_mean
-        return float(math.sqrt(max(self.weights @ (self.tau_grid - m) ** 2, 0.0)))
+        return float(math.sqrt(max(float(self.weights @ (self.tau_grid - m) ** 2), 0.0)))
 
     @property
     def tau_median(self) -> float:

@@ -112,7 +112,8 @@ def _data_groups(
 
 
 def _relabel(ds: xr.Dataset, coords: Mapping[str, list[str]]) -> xr.Dataset:
-    upd = {d: coords[d] for d in ds.dims if d in coords and ds.sizes[d] == len(coords[d])}
+    upd = {str(d): coords[str(d)] for d in ds.dims
+           if str(d) in coords and ds.sizes[d] == len(coords[str(d)])}
     return ds.assign_coords(upd) if upd else ds
 
 

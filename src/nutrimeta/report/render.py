@@ -257,21 +257,21 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame) -> list[str]:
 
 def provenance_rows(bundle: Bundle, bundle_name: str) -> list[tuple[str, str]]:
     """Key/value rows of the provenance block."""
-    prov = clean_json(bundle.provenance)
+    prov = bundle.provenance
     rows = [("results bundle", bundle_name),
-            ("package version (fit)", str(prov.get("package_version", ""))),
+            ("package version (fit)", prov.package_version),
             ("package version (report)", nutrimeta.__version__),
-            ("data version", str(prov.get("data_version", ""))),
-            ("data hash", str(prov.get("data_hash", ""))),
-            ("spec hash", str(prov.get("spec_hash", ""))),
-            ("seed", str(prov.get("seed", ""))),
-            ("sampler", describe(prov.get("sampler") or {})),
-            ("run date", str(prov.get("created", "")))]
-    if prov.get("lock_hash"):
-        rows.append(("install lock (requirements.lock)", str(prov["lock_hash"])))
-    if prov.get("lock_mismatches"):
-        rows.append(("departures from the lock", describe(prov["lock_mismatches"])))
-    rows += [(f"version: {k}", str(v)) for k, v in sorted((prov.get("versions") or {}).items())]
+            ("data version", prov.data_version),
+            ("data hash", prov.data_hash),
+            ("spec hash", prov.spec_hash),
+            ("seed", str(prov.seed)),
+            ("sampler", describe(prov.sampler)),
+            ("run date", prov.created)]
+    if prov.lock_hash:
+        rows.append(("install lock (requirements.lock)", prov.lock_hash))
+    if prov.lock_mismatches:
+        rows.append(("departures from the lock", describe(prov.lock_mismatches)))
+    rows += [(f"version: {k}", str(v)) for k, v in sorted(prov.versions.items())]
     return rows
 
 
