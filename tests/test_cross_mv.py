@@ -120,3 +120,20 @@ def test_recovers_global_slope_small() -> None:
 @pytest.mark.slow
 def test_recovers_global_slope_larger() -> None:
     _fit_and_check(trials_per_pair=15, draws=1000, seed=12)
+
+
+def test_shared_control_arms_combined_into_mean_contrast() -> None:
+    from nutrimeta.models.cross_mv import combine_shared_control_arms
+
+    rows = pd.DataFrame({
+        "yi": [0.2, 0.4, 0.1], "vi": [0.02, 0.03, 0.05], "subgroup": ["d1", "d2", ""],
+        "shared_control_id": ["t:c", "t:c", ""], "cov_shared_control": [0.01, 0.01, np.nan]})
+    out = combine_shared_control_arms(rows)
+    assert len(out) == 2
+    combined = out[out["shared_control_id"] == "t:c"].iloc[0]
+    # mean of two contrasts: Var = (v1 + v2 + 2 c) / 4
+    assert combined["yi"] == pytest.approx(0.3)
+    assert combined["vi"] == pytest.approx((0.02 + 0.03 + 2 * 0.01) / 4)
+    unknown_cov = rows.assign(cov_shared_control=np.nan)
+    bound = combine_shared_control_arms(unknown_cov)
+    assert bound["vi"].iloc[0] == pytest.approx(((np.sqrt(0.02) + np.sqrt(0.03)) / 2) ** 2)

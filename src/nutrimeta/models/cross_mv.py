@@ -305,3 +305,95 @@ def prior_and_posterior_sd(idata: xr.DataTree, name: str) -> pd.DataFrame:
     out = pd.DataFrame({"prior_sd": p, "posterior_sd": q}, index=pd.Index(index, name=name))
     out["contraction"] = out["posterior_sd"] / out["prior_sd"]
     return out
+
+
+# ------------------------------------------------------------------ input from the evidence
+
+def cross_mv_frame(ev: Any, specs: Sequence[Any]) -> pd.DataFrame:
+    """Rows of the multivariate model from the evidence under each pair's analysis spec.
+
+    Every outcome of every spec is computed as Hedges' g (randomised, poolable rows only),
+    signed so that positive is the outcome's declared benefit; ``x`` is the fractional distance
+    of the harmonised baseline level from the pair's cut-off (NaN when not measured). A trial
+    reported in strata of different participants gives one unit per stratum
+    (``trial[stratum]``); arms compared with one shared control are combined into their mean
+    contrast (:func:`combine_shared_control_arms`), so each trial enters once per outcome.
+    Columns: ``trial_id, pair, outcome, yi, vi, x, category``.
+    """
+    from dataclasses import replace
+
+    from nutrimeta.effect_table import effects_for_spec, pooled_rows
+    from nutrimeta.results import benefit_sign
+
+    frames = []
+    for spec in specs:
+        smd = replace(spec, outcomes=tuple(replace(o, measure="SMD") for o in spec.outcomes))
+        eff = effects_for_spec(ev, smd)
+        cut = spec.moderator.cutoff
+        for o in spec.outcomes:
+            rows = combine_shared_control_arms(pooled_rows(eff, o.id))
+            if rows.empty:
+                continue
+            trial = rows["trial_id"] if "trial_id" in rows else rows["study_id"]
+            sub = rows["subgroup"].fillna("").astype(str)
+            unit = trial.astype(str).where(sub == "", trial.astype(str) + "[" + sub + "]")
+            frames.append(pd.DataFrame({
+                "trial_id": spec.evidence_base + "/" + unit,
+                "pair": spec.evidence_base,
+                "outcome": o.id,
+                "yi": rows["yi"].astype(float) * benefit_sign(o.beneficial),
+                "vi": rows["vi"].astype(float),
+                "x": (rows["baseline_status_value_std"].astype(float) - cut) / cut,
+                "category": rows["baseline_status_category"].fillna("unknown").astype(str),
+            }))
+    if not frames:
+        return pd.DataFrame(columns=["trial_id", "pair", "outcome", "yi", "vi", "x",
+                                     "category"])
+    df = pd.concat(frames, ignore_index=True)
+    dup = df.duplicated(["trial_id", "outcome"], keep=False)
+    if dup.any():
+        raise ValueError("rows left with one trial reporting one outcome twice: "
+                         f"{sorted(set(df.loc[dup, 'trial_id'] + ' ' + df.loc[dup, 'outcome']))}")
+    return df
+
+
+def combine_shared_control_arms(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per group of arms sharing a control: their mean contrast and its variance.
+
+    For ``m`` arm contrasts with variances ``v_j`` and pairwise covariance ``c`` (the shared
+    control's variance, ``cov_shared_control``), the mean has variance
+    ``(sum v_j + m (m - 1) c) / m^2``. Without a recorded covariance the arms are taken as
+    perfectly correlated (``c_jl = sqrt(v_j v_l)``), the conservative bound. Baseline level
+    and category of the first arm are kept (arms of one trial share their population).
+    """
+    if "shared_control_id" not in rows or rows.empty:
+        return rows.copy()
+    shared = rows["shared_control_id"].fillna("").astype(str)
+    keep = [rows[shared == ""]]
+    for _, group in rows[shared != ""].groupby(shared[shared != ""], sort=False):
+        m = len(group)
+        v = group["vi"].to_numpy(float)
+        c = group["cov_shared_control"].astype(float).to_numpy()
+        if m > 1 and np.all(np.isfinite(c)):
+            var = (v.sum() + m * (m - 1) * float(c[0])) / m**2
+        else:
+            var = float(np.sqrt(v).mean() ** 2)
+        first = group.iloc[[0]].copy()
+        first["yi"] = float(group["yi"].astype(float).mean())
+        first["vi"] = var
+        first["subgroup"] = ""
+        keep.append(first)
+    return pd.concat(keep).sort_index()
+
+
+def latent_fractional_levels(specs: Sequence[Any]) -> dict[str, tuple[float, float]]:
+    """Latent ``(mean, sd)`` per status category on the fractional-distance scale.
+
+    Each spec's latent levels are relative to its cut-off in its own unit; divided by the
+    cut-off they become fractional distances (mean of the means, largest SD across pairs).
+    """
+    cats = set.intersection(*(set(s.moderator.latent) for s in specs))
+    return {c: (float(np.mean([s.moderator.latent[c].mean / s.moderator.cutoff
+                               for s in specs])),
+                float(np.max([s.moderator.latent[c].sd / s.moderator.cutoff for s in specs])))
+            for c in sorted(cats)}
