@@ -137,3 +137,36 @@ def test_shared_control_arms_combined_into_mean_contrast() -> None:
     unknown_cov = rows.assign(cov_shared_control=np.nan)
     bound = combine_shared_control_arms(unknown_cov)
     assert bound["vi"].iloc[0] == pytest.approx(((np.sqrt(0.02) + np.sqrt(0.03)) / 2) ** 2)
+
+
+def test_shipped_evidence_gives_one_row_per_trial_and_outcome() -> None:
+    from pathlib import Path
+
+    from nutrimeta.models.cross_mv import cross_mv_frame, latent_fractional_levels
+    from nutrimeta.spec import load_specs
+    from nutrimeta.validate import load_evidence, require_valid
+
+    root = Path(__file__).parents[1]
+    specs = load_specs(root / "analyses")
+    ev = require_valid(load_evidence(root / "data"))
+    df = cross_mv_frame(ev, specs)
+    assert not df.duplicated(["trial_id", "outcome"]).any()
+    assert np.isfinite(df["yi"]).all() and (df["vi"] > 0).all()
+    # every row's moderator is either measured or has a latent level for its category
+    latent = latent_fractional_levels(specs)
+    assert set(df.loc[df["x"].isna(), "category"]) <= set(latent)
+    data = CrossMVData.from_frame(df, latent)
+    assert len(data.y) == len(df)
+    # signed so that positive = benefit: a decrease-is-benefit outcome flips the sign of g
+    from dataclasses import replace
+
+    from nutrimeta.effect_table import effects_for_spec, pooled_rows
+
+    spec = next(s for s in specs if s.evidence_base == "magnesium_insulin")
+    homa = next(o for o in spec.outcomes if o.id == "homa_ir")
+    assert homa.beneficial == "decrease"
+    smd = replace(spec, outcomes=tuple(replace(o, measure="SMD") for o in spec.outcomes))
+    raw = pooled_rows(effects_for_spec(ev, smd), "homa_ir")
+    mine = df[(df["pair"] == "magnesium_insulin") & (df["outcome"] == "homa_ir")]
+    assert len(mine) == len(raw) >= 1
+    assert sorted(mine["yi"]) == pytest.approx(sorted(-raw["yi"].astype(float)))

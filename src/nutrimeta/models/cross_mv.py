@@ -63,7 +63,7 @@ class CrossPriors:
         Fixed within-trial correlation of the residuals of two outcomes.
     x_deficient, x_replete
         Reference moderator values (fractional distance) of a typical deficient and replete
-        population, for ``effect_deficient`` / ``effect_replete`` of the global model.
+        population: ``deficient_minus_replete = slope_global (x_deficient - x_replete)``.
     """
 
     mu_sd: float = 1.0
@@ -250,9 +250,8 @@ def build_cross_mv_model(data: CrossMVData, priors: CrossPriors | None = None) -
         resid = y - mu[data.outcome_idx] - b * x_mean_row
         pm.Potential("loglik", _blockwise_logp(resid, a2, b, x_var_row, priors.rho,
                                                trial_rows))
-        dep = pm.Deterministic("effect_deficient", g * priors.x_deficient)
-        rep = pm.Deterministic("effect_replete", g * priors.x_replete)
-        pm.Deterministic("deficient_minus_replete", dep - rep)
+        # outcomes differ in their effect at the cut-off, so only the difference is pooled
+        pm.Deterministic("deficient_minus_replete", g * (priors.x_deficient - priors.x_replete))
     return model
 
 
