@@ -11,6 +11,7 @@ from nutrimeta.estimability import assess
 from nutrimeta.models.cross_mv import (
     CrossMVData,
     CrossPriors,
+    assess_cross_mv,
     build_cross_mv_model,
     fit_cross_mv,
     prior_and_posterior_sd,
@@ -111,6 +112,12 @@ def _fit_and_check(trials_per_pair: int, draws: int, seed: int) -> None:
     assert list(pairs.index) == ["zinc", "selenium", "magnesium"]
     # a pair slope's prior SD is sqrt(slope_sd^2 + E[sigma_pair^2]) = sqrt(1 + 0.25)
     assert pairs["prior_sd"].to_numpy() == pytest.approx(np.sqrt(1.25), rel=0.05)
+    verdicts = assess_cross_mv(dt, data)
+    assert set(verdicts) == {"slope_global", "deficient_minus_replete",
+                             *(f"slope_pair[{p}]" for p in data.pair_labels)}
+    # trials across the cut-off in every pair and a well-contracted slope: estimable
+    assert verdicts["slope_global"].estimable, verdicts["slope_global"].reason
+    assert verdicts["slope_global"].n_below > 0 and verdicts["slope_global"].n_above > 0
 
 
 def test_recovers_global_slope_small() -> None:

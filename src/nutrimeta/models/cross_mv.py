@@ -396,3 +396,30 @@ def latent_fractional_levels(specs: Sequence[Any]) -> dict[str, tuple[float, flo
                                for s in specs])),
                 float(np.max([s.moderator.latent[c].sd / s.moderator.cutoff for s in specs])))
             for c in sorted(cats)}
+
+
+def assess_cross_mv(
+    idata: xr.DataTree,
+    data: CrossMVData,
+    rule: Any = None,
+) -> dict[str, Any]:
+    """The estimability rule applied to the pooled slope, its contrast and each pair's slope.
+
+    Keys: ``slope_global``, ``deficient_minus_replete`` (trials of every pair) and
+    ``slope_pair[<pair>]`` (that pair's trials); values are
+    :class:`~nutrimeta.estimability.Estimability`. The moderator is already relative to each
+    pair's cut-off, so the cut-off is 0 here.
+    """
+    from nutrimeta.estimability import assess
+
+    out: dict[str, Any] = {}
+    every = data.informing_trials()
+    for name in ("slope_global", "deficient_minus_replete"):
+        row = prior_and_posterior_sd(idata, name).iloc[0]
+        out[name] = assess(float(row["prior_sd"]), float(row["posterior_sd"]), every, rule)
+    pairs = prior_and_posterior_sd(idata, "slope_pair")
+    for pair in data.pair_labels:
+        row = pairs.loc[pair]
+        out[f"slope_pair[{pair}]"] = assess(float(row["prior_sd"]), float(row["posterior_sd"]),
+                                            data.informing_trials(pair), rule)
+    return out
