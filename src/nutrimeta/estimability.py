@@ -60,8 +60,12 @@ class EstimabilityRule:
         unknown = set(table) - {"max_contraction", "min_trials_each_side"}
         if unknown:
             raise ValueError(f"[moderator.estimability]: unknown keys {sorted(unknown)}")
-        return cls(**{k: (float(v) if k == "max_contraction" else int(v))
-                      for k, v in table.items()})
+        default = cls()
+        return cls(
+            max_contraction=float(table.get("max_contraction", default.max_contraction)),
+            min_trials_each_side=int(table.get("min_trials_each_side",
+                                               default.min_trials_each_side)),
+        )
 
 
 @dataclass(frozen=True)
