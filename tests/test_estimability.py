@@ -69,18 +69,23 @@ def test_no_trial_above_cutoff_is_not_estimable_everywhere() -> None:
 
 
 def test_reason_names_the_contraction() -> None:
-    e = assess(2.0, 1.72, InformingTrials(1, 2, 2, 1))
+    e = assess(2.0, 1.72, InformingTrials(1, 3, 2, 2))
     assert not e.estimable
     assert e.reason == "posterior SD is 86% of the prior SD: the data barely inform it"
     assert e.contraction == pytest.approx(0.86)
-    ok = assess(2.0, 0.5, InformingTrials(3, 0, 2, 1))
+    ok = assess(2.0, 0.5, InformingTrials(4, 0, 2, 2))
     assert ok.estimable and ok.reason.startswith("posterior SD is 25% of the prior SD")
 
 
 def test_rule_boundaries_and_config() -> None:
+    assert EstimabilityRule() == EstimabilityRule(max_contraction=0.5, min_trials_each_side=2)
     trials = InformingTrials(2, 0, 1, 1)
-    assert not assess(1.0, 0.8, trials).estimable  # strictly below the declared fraction
-    assert assess(1.0, 0.79, trials).estimable
+    lenient = EstimabilityRule(max_contraction=0.8, min_trials_each_side=1)
+    assert not assess(1.0, 0.8, trials, lenient).estimable  # strictly below the fraction
+    assert assess(1.0, 0.79, trials, lenient).estimable
+    assert not assess(1.0, 0.49, trials).estimable  # the default asks for 2 trials each side
+    assert assess(1.0, 0.49, InformingTrials(4, 0, 2, 2)).estimable
+    assert not assess(1.0, 0.5, InformingTrials(4, 0, 2, 2)).estimable
     strict = EstimabilityRule.from_mapping({"max_contraction": 0.5, "min_trials_each_side": 2})
     e = assess(1.0, 0.4, trials, strict)
     assert not e.estimable and "only 1 trial below the cut-off (the rule asks for 2)" in e.reason
@@ -93,7 +98,7 @@ def test_rule_boundaries_and_config() -> None:
 def test_assess_draws_matches_exact_sds() -> None:
     rng = np.random.default_rng(3)
     e = assess_draws(rng.normal(0, 2.0, 20000), rng.normal(0, 0.6, 20000),
-                     InformingTrials(3, 0, 2, 1))
+                     InformingTrials(4, 0, 2, 2))
     # SD of 20,000 normal draws: relative Monte Carlo error about 0.5%
     assert e.prior_sd == pytest.approx(2.0, rel=0.02)
     assert e.contraction == pytest.approx(0.3, rel=0.03)

@@ -44,8 +44,11 @@ class EstimabilityRule:
         Trials with status information required below and above the cut-off.
     """
 
-    max_contraction: float = 0.8
-    min_trials_each_side: int = 1
+    #: Default 0.5: the posterior SD must be at most half the prior SD (the data carry at least
+    #: three times the prior's information) before a moderator quantity is shown as a number;
+    #: 0.8 would let a slope informed by one trial above the cut-off pass (shipped data, 0.76).
+    max_contraction: float = 0.5
+    min_trials_each_side: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_contraction <= 1.0:
