@@ -144,7 +144,9 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
             path, effects[effects["evidence_base"] == base],
             st[[c for c in st.columns if not c.startswith("_")]],
             sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
-            extra_sections=living_sections(bundle, releases_dir)))
+            extra_sections=living_sections(bundle, releases_dir),
+            search_log=data_dir / base / "SEARCH_LOG.md",
+            check_findings=build_dir / "check" / "findings.json"))
     written.append(render_index(bundles, reports_dir))
     return written
 
