@@ -83,7 +83,7 @@ def test_outcome_sentences_follow_the_verdict_rule(bundle: dict[str, Any]) -> No
     b.verdict_rule.min_trials = ft.k + 1
     text = summ.outcome_sentence(b, "free_testosterone", "low")
     assert text.startswith(f"{ft.k} randomised trials, ")
-    assert "too few to say whether zinc raise free testosterone; low certainty." in text
+    assert "too few to say whether zinc raises free testosterone; low certainty." in text
 
 
 def test_zero_trials_are_said_plainly(bundle: dict[str, Any], tmp_path: Path) -> None:

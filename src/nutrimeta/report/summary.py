@@ -85,7 +85,8 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
     o = bundle.outcomes[oid]
     nutrient = bundle.spec.moderator.nutrient
     label = o.label
-    label_l = label if label[:2].isupper() else label[0].lower() + label[1:]
+    first = label.split()[0] if label.split() else label
+    label_l = label[0].lower() + label[1:] if first[1:].islower() else label
     rule = bundle.verdict_rule
     cert = f"; {certainty} certainty" if certainty else ""
     if o.k == 0:
@@ -98,7 +99,7 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
     _, m = pm
     p = o.benefit_probability(m)
     if o.k < rule.min_trials:
-        return (f"{trials_text(o)}: too few to say whether {nutrient} {_verb(o)[:-1]} "
+        return (f"{trials_text(o)}: too few to say whether {nutrient} {_verb(o)} "
                 f"{label_l}{cert}.")
     eff = effect_text(o, m)
     if p >= rule.supported_at:
@@ -132,11 +133,15 @@ def deficiency_sentence(bundle: Bundle) -> str:
     for oid, o in bundle.outcomes.items():
         mods = _moderator_models(o)
         ok = [m for _, m in mods if m.ok]
+        known = sorted({s.baseline_status_category for s in o.studies} - {"unknown", ""})
         if not ok:
             why = next((m.reason for _, m in mods if m.reason), None)
             reasons.append(f"{o.label}: {why or 'meta-regression not fitted'}")
         elif o.k < rule.min_trials:
             reasons.append(f"{o.label}: {o.k} trial{'s' if o.k != 1 else ''}")
+        elif len(known) < 2:
+            reasons.append(f"{o.label}: every trial of known baseline status is "
+                           f"{known[0] if known else 'of unknown status'}")
         else:
             estimable.append(oid)
     if not estimable:
@@ -166,7 +171,7 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
         if unknown:
             trials += f" ({unknown} trial{'s' if unknown != 1 else ''} with unknown n)"
         downgrades = [f"{d['domain']}: {d['detail']}" for d in s.get("domains", [])
-                      if d.get("downgrade")]
+                      if d.get("downgrade") and o.k > 0]
         comments = []
         if o.k == 0:
             effect = "no poolable trial"
@@ -184,8 +189,9 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
                 comments.append(f"95% prediction interval {fmt(lo)} to {fmt(hi)}")
             comments.append(f"model: {mid}")
             if o.mid is not None:
-                comments.append(f"minimal important difference {fmt(o.mid)} "
-                                f"{o.effect_unit}".rstrip())
+                comments.append(f"minimal important difference "
+                                f"{fmt(natural(o.mid, o.measure))}"
+                                f"{'' if natural_unit(o) == '%' else ' '}{natural_unit(o)}")
         if unknown:
             comments.append("participant count leaves out trials with unknown n")
         if o.k < 10:
@@ -340,19 +346,20 @@ def prisma_svg(flow: Mapping[str, Any], search: Mapping[str, Any]) -> str:
     left = [("Identification", ident),
             ("Screening", [f"Reports screened: {flow['screened']}"]),
             ("Eligibility", [f"Reports assessed for eligibility: {flow['eligible']}"]),
-            ("Included", [f"Trials in the meta-analyses: {flow['included']}",
-                          *[f"{p['label']}: {p['k']} trials, {fmt_int(p['n'])} participants"
+            ("Included", [f"Reports included: {flow['included']}",
+                          *[f"pooled for {p['label']}: {p['k']} trials, "
+                            f"{fmt_int(p['n'])} participants"
                             + (f" (+{p['unknown_n']} unknown n)" if p["unknown_n"] else "")
                             for p in flow["per_outcome"]]])]
-    right = [[f"Duplicate reports removed: {flow['duplicates']}"],
-             [f"Reports excluded: {flow['excluded']}",
-              *_reasons_lines(flow["excluded_reasons"])],
-             [f"Analysed apart: {flow['separate']}", *_reasons_lines(flow["separate_reasons"]),
-              f"Not used (no usable numbers): {flow['not_used']}",
-              *_reasons_lines(flow["not_used_reasons"])],
-             []]
+    right: list[list[list[str]]] = [
+        [[f"Duplicate reports removed: {flow['duplicates']}"]],
+        [[f"Reports excluded: {flow['excluded']}", *_reasons_lines(flow["excluded_reasons"])]],
+        [[f"Analysed apart: {flow['separate']}", *_reasons_lines(flow["separate_reasons"])],
+         [f"Not used in a meta-analysis: {flow['not_used']}",
+          *_reasons_lines(flow["not_used_reasons"])]],
+        []]
     line_h, pad, gap = 17, 10, 26
-    lx, lw, rx, rw = 110, 330, 500, 360
+    lx, lw, rx, rw = 110, 380, 550, 360
     y = 10
     parts: list[str] = []
 
@@ -369,7 +376,7 @@ def prisma_svg(flow: Mapping[str, Any], search: Mapping[str, Any]) -> str:
     prev_bottom = None
     for (stage, lines), rlines in zip(left, right, strict=True):
         h_left = pad * 2 + line_h * len(lines)
-        h_right = pad * 2 + line_h * len(rlines) if rlines else 0
+        h_right = sum(pad * 2 + line_h * len(b) for b in rlines) + 8 * max(len(rlines) - 1, 0)
         h = max(h_left, h_right)
         parts.append(f'<rect x="0" y="{y}" width="{lx - 14}" height="{h}" fill="#dbe7f3"/>')
         parts.append(f'<text x="{(lx - 14) // 2}" y="{y + h / 2 + 5}" text-anchor="middle" '
@@ -378,8 +385,10 @@ def prisma_svg(flow: Mapping[str, Any], search: Mapping[str, Any]) -> str:
             parts.append(f'<line x1="{lx + lw // 2}" y1="{prev_bottom}" x2="{lx + lw // 2}" '
                          f'y2="{y}" stroke="#333" marker-end="url(#arrow)"/>')
         box(lx, y, lw, lines)
+        ry = y
+        for lines_r in rlines:
+            ry += box(rx, ry, rw, lines_r) + 8
         if rlines:
-            box(rx, y, rw, rlines)
             parts.append(f'<line x1="{lx + lw}" y1="{y + h_left // 2}" x2="{rx}" '
                          f'y2="{y + h_left // 2}" stroke="#333" marker-end="url(#arrow)"/>')
         prev_bottom = y + h_left
