@@ -41,6 +41,7 @@ from nutrimeta.results import (
     load_cross,
     to_json,
 )
+from nutrimeta.schema import OUTCOMES
 
 TEMPLATES = Path(__file__).parent / "templates"
 CROSS_NUTRIENT_NAME = "cross_nutrient.json"
@@ -491,7 +492,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "methods": methods_text(bundle, effects),
         "provenance": provenance_rows(bundle, bundle_name),
         "citation": citation, "moderator": clean_json(mod),
-        "outcome_labels": {oid: o.label for oid, o in bundle.outcomes.items()},
+        "outcome_labels": {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
+                           **{oid: o.label for oid, o in bundle.outcomes.items()}},
         "derived": derived, "version": nutrimeta.__version__,
         "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
     }

@@ -38,8 +38,11 @@ def natural(value: float | None, measure: str) -> float | None:
 
 
 def natural_unit(outcome: OutcomeResult) -> str:
-    """Unit of :func:`natural` for ``outcome``."""
-    return "%" if outcome.measure in RATIO_MEASURES else outcome.effect_unit
+    """Unit of :func:`natural` for ``outcome`` (a difference of percentages is in percentage
+    points)."""
+    if outcome.measure in RATIO_MEASURES:
+        return "%"
+    return "percentage points" if outcome.effect_unit == "%" else outcome.effect_unit
 
 
 def effect_text(outcome: OutcomeResult, model: ModelResult) -> str:
@@ -138,7 +141,7 @@ def deficiency_sentence(bundle: Bundle) -> str:
             why = next((m.reason for _, m in mods if m.reason), None)
             reasons.append(f"{o.label}: {why or 'meta-regression not fitted'}")
         elif o.k < rule.min_trials:
-            reasons.append(f"{o.label}: {o.k} trial{'s' if o.k != 1 else ''}")
+            reasons.append(f"{o.label}: only {o.k} trial{'s' if o.k != 1 else ''}")
         elif len(known) < 2:
             reasons.append(f"{o.label}: every trial of known baseline status is "
                            f"{known[0] if known else 'of unknown status'}")
