@@ -52,7 +52,7 @@ class FitProgress:
         self.skipped = 0
         self.failed = 0
         self._progress = Progress(
-            TextColumn("fitting"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("fitting"), BarColumn(bar_width=20), MofNCompleteColumn(),
             TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),
             TimeRemainingColumn(), TextColumn("{task.description}"),
             console=self.console, transient=True,
@@ -76,7 +76,9 @@ class FitProgress:
             if self.started:
                 self._progress.advance(self._task)
             self.started += 1
-            self._progress.update(self._task, description=start.group("what"))
+            what = start.group("what").split("/", 1)[-1]  # outcome: model
+            self._progress.update(self._task, description=what if len(what) <= 34
+                                  else what[:33] + "…")
             if self.verbosity >= VERBOSE:
                 self.console.print(line.strip(), highlight=False)
         elif end:
