@@ -246,7 +246,8 @@ def split_failed(bundle: Bundle, failed: list[dict[str, str]]
                  ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Failed fits that feed a shown result, and secondary ones (with what was done)."""
     shown = shown_fits(bundle)
-    headline, secondary = [], []
+    headline: list[dict[str, str]] = []
+    secondary: list[dict[str, str]] = []
     for f in failed:
         m = bundle.outcomes[f["outcome"]].models[f["model"]]
         attempts = len(m.sampling_attempts)
