@@ -306,6 +306,13 @@ def _check_findings(path: Path | None, studies: pd.DataFrame) -> pd.DataFrame | 
     return rows[cols].reset_index(drop=True)
 
 
+def _with_labels(df: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
+    """``df`` with its ``outcome`` ids replaced by the outcomes' labels (spec, then schema)."""
+    labels = {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
+              **{oid: o.label for oid, o in bundle.outcomes.items()}}
+    return df.assign(outcome=df["outcome"].map(lambda x: labels.get(x, x)))
+
+
 def _curation_notes(studies: pd.DataFrame) -> pd.DataFrame:
     """Curation notes per study (the curators' own words, kept apart from the reasons)."""
     cols = [c for c in ("study_id", "inclusion_status", "inclusion_reason", "notes")
@@ -483,10 +490,12 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "prisma_svg": Markup(summ.prisma_svg(prisma2020, search)), "search": search,
         "not_used": tbl.display_frame(frames["studies_not_used"]),
         "excluded": tbl.display_frame(frames["studies_excluded"]),
-        "curation_notes": _curation_notes(studies), "check_findings": findings,
+        "curation_notes": _curation_notes(studies),
+        "check_findings": (findings if findings is None or "outcome" not in findings
+                           else _with_labels(findings, bundle)),
         "claims": claims, "flow": flow, "sof": sof,
         "characteristics": tbl.display_frame(frames["study_characteristics"]),
-        "not_poolable": tbl.display_frame(frames["not_poolable"]),
+        "not_poolable": tbl.display_frame(_with_labels(frames["not_poolable"], bundle)),
         "syntheses": tbl.display_frame(frames["published_syntheses"]),
         "diagnostics": tbl.display_frame(frames["diagnostics"]),
         "methods": methods_text(bundle, effects),
