@@ -6,10 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from nutrimeta import __version__
+
+if TYPE_CHECKING:
+    from nutrimeta.progress import FitProgress
 
 
 def _in_project(name: str) -> Callable[[], Path]:
@@ -38,6 +42,8 @@ BUILD_OPT = click.option("--build", "build_dir", default=_in_project("build"),
                          show_default="build",
                          type=click.Path(file_okay=False, path_type=Path),
                          help="Folder for intermediate results (effects, fits, bundles).")
+BASE_OPT = click.option("--base", "bases", multiple=True, metavar="EVIDENCE_BASE",
+                        help="Only this evidence base (repeat for several); default: all.")
 REPORTS_OPT = click.option("--reports", "reports_dir", default=_in_project("reports"),
                            show_default="reports",
                            type=click.Path(file_okay=False, path_type=Path),
@@ -49,8 +55,34 @@ REPORTS_OPT = click.option("--reports", "reports_dir", default=_in_project("repo
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Project folder (default: found upwards from the working folder); the "
               "default paths of every command are taken inside it.")
-def main(project: Path | None) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems and the final line.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print every model fit as it starts.")
+@click.pass_context
+def main(ctx: click.Context, project: Path | None, quiet: bool, verbose: bool) -> None:
     """nutrimeta: Bayesian evidence synthesis of micronutrient supplementation and hormones."""
+    from nutrimeta.progress import NORMAL, QUIET, VERBOSE
+
+    ctx.obj = {"verbosity": QUIET if quiet else VERBOSE if verbose else NORMAL}
+
+
+def _verbosity() -> int:
+    from nutrimeta.progress import NORMAL
+
+    ctx = click.get_current_context().find_root()
+    return int((ctx.obj or {}).get("verbosity", NORMAL))
+
+
+def _fit_progress(analyses_dir: Path, bases: tuple[str, ...]) -> FitProgress:
+    """A progress display sized to the fits of the selected bases."""
+    from nutrimeta.pipeline import planned_fits, select_specs
+    from nutrimeta.progress import FitProgress
+    from nutrimeta.spec import load_specs
+
+    try:
+        specs = select_specs(load_specs(analyses_dir), bases or None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return FitProgress(planned_fits(specs), _verbosity())
 
 
 @main.command()
@@ -115,25 +147,39 @@ def effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> None:
 @DATA_OPT
 @SPECS_OPT
 @BUILD_OPT
+@BASE_OPT
 @click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
-def fit(data_dir: Path, analyses_dir: Path, build_dir: Path, force: bool) -> None:
+def fit(data_dir: Path, analyses_dir: Path, build_dir: Path, bases: tuple[str, ...],
+        force: bool) -> None:
     """Fit every analysis (refits only those whose inputs changed)."""
     from nutrimeta.pipeline import run_fits
+    from nutrimeta.progress import line_printer
 
-    for line in run_fits(data_dir, analyses_dir, build_dir, force=force):
-        click.echo(line)
+    out = line_printer(_verbosity())
+    with _fit_progress(analyses_dir, bases) as progress:
+        for line in run_fits(data_dir, analyses_dir, build_dir, force=force, echo=progress,
+                             bases=bases or None):
+            out(line)
+    out(progress.summary())
 
 
 @main.command()
 @DATA_OPT
 @BUILD_OPT
 @REPORTS_OPT
-def report(data_dir: Path, build_dir: Path, reports_dir: Path) -> None:
+@BASE_OPT
+def report(data_dir: Path, build_dir: Path, reports_dir: Path, bases: tuple[str, ...]) -> None:
     """Render reports from saved results (never refits)."""
     from nutrimeta.pipeline import run_reports
+    from nutrimeta.progress import line_printer
 
-    for path in run_reports(data_dir, build_dir, reports_dir):
-        click.echo(f"wrote {path}")
+    out = line_printer(_verbosity())
+    try:
+        paths = run_reports(data_dir, build_dir, reports_dir, bases=bases or None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in paths:
+        out(f"wrote {path}")
 
 
 @main.command()
@@ -141,14 +187,19 @@ def report(data_dir: Path, build_dir: Path, reports_dir: Path) -> None:
 @SPECS_OPT
 @BUILD_OPT
 @REPORTS_OPT
+@BASE_OPT
 @click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
 def analysis(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path,
-             force: bool) -> None:
+             bases: tuple[str, ...], force: bool) -> None:
     """The whole pipeline: validate, effect sizes, fits, reports."""
     from nutrimeta.pipeline import run_all
+    from nutrimeta.progress import line_printer
 
-    status = run_all(data_dir, analyses_dir, build_dir, reports_dir, force=force,
-                     echo=click.echo)
+    out = line_printer(_verbosity())
+    with _fit_progress(analyses_dir, bases) as progress:
+        status = run_all(data_dir, analyses_dir, build_dir, reports_dir, force=force,
+                         echo=out, fit_echo=progress, bases=bases or None)
+    out(progress.summary())
     sys.exit(status)
 
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from nutrimeta import __version__
@@ -78,11 +78,32 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
         build_dir / "fits" / spec.evidence_base, echo)
 
 
+def select_specs(specs: list[AnalysisSpec], bases: Sequence[str] | None) -> list[AnalysisSpec]:
+    """The specs of ``bases`` (all when None); an unknown name is a one-line error."""
+    if not bases:
+        return specs
+    known = {s.evidence_base for s in specs}
+    unknown = sorted(set(bases) - known)
+    if unknown:
+        raise ValueError(f"unknown evidence base(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    return [s for s in specs if s.evidence_base in set(bases)]
+
+
+def planned_fits(specs: list[AnalysisSpec]) -> int:
+    """Number of model fits a full refit of ``specs`` runs (for a progress bar)."""
+    return sum(len(s.outcomes) * len(s.models) for s in specs)
+
+
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
-             echo: Echo = print) -> Iterator[str]:
-    """Fit every spec whose inputs changed; yield one line per evidence base."""
+             echo: Echo = print, bases: Sequence[str] | None = None) -> Iterator[str]:
+    """Fit every spec whose inputs changed; yield one line per evidence base.
+
+    ``bases`` restricts the fits to those evidence bases; the cross-nutrient synthesis, which
+    needs every base, is then left as it is."""
     ev = load_valid(data_dir)
-    specs = load_specs(analyses_dir)
+    all_specs = load_specs(analyses_dir)
+    specs = select_specs(all_specs, bases)
     run_effects(data_dir, analyses_dir, build_dir)
     for spec in specs:
         path = build_dir / "results" / f"{spec.evidence_base}.json"
@@ -102,6 +123,9 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
                   for m, me in oc.models.items() if me.status == "failed"]
         yield (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
                + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
+    if bases:
+        yield "cross_nutrient: not refitted (an evidence base was selected with --base)"
+        return
     cross = cross_nutrient(build_dir, specs, ev, data_dir, echo)
     if cross is not None:
         yield cross
@@ -127,8 +151,10 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 
 
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
-                releases_dir: Path = Path("releases")) -> list[Path]:
-    """Render every bundle into reports/ (reads saved files only)."""
+                releases_dir: Path = Path("releases"),
+                bases: Sequence[str] | None = None) -> list[Path]:
+    """Render every bundle (or those of ``bases``) into reports/, then the index (reads
+    saved files only)."""
     from nutrimeta.report import render_evidence_base, render_index
     from nutrimeta.report.changes import living_sections
 
@@ -136,8 +162,15 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
     effects = read_effects(build_dir)
     written = []
     bundles = bundle_paths(build_dir)
+    if bases:
+        unknown = sorted(set(bases) - {p.stem for p in bundles})
+        if unknown:
+            raise ValueError(f"no results for evidence base(s) {', '.join(unknown)} in "
+                             f"{build_dir / 'results'}: run `nutrimeta fit` first")
     for path in bundles:
         base = path.stem
+        if bases and base not in bases:
+            continue
         st = ev.studies[ev.studies["evidence_base"] == base]
         sy = ev.syntheses[ev.syntheses["_base"] == base]
         bundle = load_bundle(path)
@@ -145,13 +178,16 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
             path, effects[effects["evidence_base"] == base],
             st[[c for c in st.columns if not c.startswith("_")]],
             sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
-            extra_sections=living_sections(bundle, releases_dir)))
+            extra_sections=living_sections(bundle, releases_dir),
+            search_log=data_dir / base / "SEARCH_LOG.md",
+            check_findings=build_dir / "check" / "findings.json"))
     written.append(render_index(bundles, reports_dir))
     return written
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
-            force: bool = False, echo: Echo = print) -> int:
+            force: bool = False, echo: Echo = print, bases: Sequence[str] | None = None,
+            fit_echo: Echo | None = None) -> int:
     """The whole pipeline; returns a process exit status (1 on data errors)."""
     start = time.perf_counter()
     ev = load_evidence(data_dir)
@@ -162,9 +198,10 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
                   "fitted or written).")
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
-    for line in run_fits(data_dir, analyses_dir, build_dir, force=force, echo=echo):
+    for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
+                         echo=fit_echo or echo, bases=bases):
         echo(line)
-    for path in run_reports(data_dir, build_dir, reports_dir):
+    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases):
         echo(f"wrote {path}")
     failed = _failed_fits(build_dir)
     if failed:

@@ -513,7 +513,7 @@ class NotPoolableRow(Record):
     outcome: str
     subgroup: str | None = None
     design: str
-    year: int
+    year: int | None = None  # reports without a known year (e.g. "n.d." records)
     first_author: str
     inclusion_status: str
     reason: str

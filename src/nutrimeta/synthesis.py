@@ -342,6 +342,9 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
             entry["models"][kind] = ModelResult(
                 model=kind, description=MODEL_DESCRIPTIONS[kind], status="failed",
                 reason=f"{type(exc).__name__}: {exc}", k=len(data))
+        done = entry["models"][kind]
+        if done.status != "ok":
+            log(f"  {spec.evidence_base}/{o.id}: {kind} {done.status}: {done.reason or ''}")
     if post is not None:
         sens = sensitivity.prior_sensitivity(rct, list(spec.sensitivity.tau_priors),
                                              o.mu_prior_sd, o.mid, o.beneficial)

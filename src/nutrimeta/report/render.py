@@ -13,6 +13,7 @@ I² values (``models.<m>.i2`` and ``frequentist.*.i2``) are read as percentages 
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from markupsafe import Markup
 import nutrimeta
 from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
+from nutrimeta.report import summary as summ
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
 from nutrimeta.results import (
@@ -39,6 +41,7 @@ from nutrimeta.results import (
     load_cross,
     to_json,
 )
+from nutrimeta.schema import OUTCOMES
 
 TEMPLATES = Path(__file__).parent / "templates"
 CROSS_NUTRIENT_NAME = "cross_nutrient.json"
@@ -156,7 +159,8 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
     pm = o.primary_model()
     parts: list[str] = []
     if pm is None:
-        out["text"] = "No model could be summarised for this outcome (see diagnostics)."
+        out["text"] = ("0 poolable randomised trials: no pooled estimate." if o.k == 0 else
+                       "No model could be summarised for this outcome (see diagnostics).")
         return out
     mid, m = pm
     mu = m.parameters["mu"]
@@ -291,12 +295,41 @@ def _environment() -> jinja2.Environment:
 
 # --------------------------------------------------------------------------- per-base report
 
+
+def _check_findings(path: Path | None, studies: pd.DataFrame) -> pd.DataFrame | None:
+    """Consistency-check findings (``nutrimeta check``) for this base's studies, or None."""
+    if path is None or not Path(path).is_file():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = pd.DataFrame(data.get("findings") or [])
+    if rows.empty:
+        return rows
+    if "study_id" in rows.columns:
+        rows = rows[rows["study_id"].isin(set(studies["study_id"]))]
+    cols = [c for c in ("severity", "study_id", "outcome", "rule", "message") if c in rows]
+    return rows[cols].reset_index(drop=True)
+
+
+def _with_labels(df: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
+    """``df`` with its ``outcome`` ids replaced by the outcomes' labels (spec, then schema)."""
+    labels = {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
+              **{oid: o.label for oid, o in bundle.outcomes.items()}}
+    return df.assign(outcome=df["outcome"].map(lambda x: labels.get(x, x)))
+
+
+def _curation_notes(studies: pd.DataFrame) -> pd.DataFrame:
+    """Curation notes per study (the curators' own words, kept apart from the reasons)."""
+    cols = [c for c in ("study_id", "inclusion_status", "inclusion_reason", "notes")
+            if c in studies.columns]
+    return studies[cols].fillna("").reset_index(drop=True)
+
 POOLED_LABELS = {"q025": "2.5%", "q975": "97.5%"}
 
 
 def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
-           out: Path) -> dict[str, Any]:
+           out: Path, search_log: Path | None = None,
+           check_findings: Path | None = None) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
     base = bundle.evidence_base
     fig_dir = out / "figures"
@@ -320,6 +353,16 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
     frames["summary_of_findings"] = tbl.summary_of_findings_frame(sof)
     flow = tbl.prisma(studies, effects, base)
     frames["prisma_flow"] = tbl.prisma_frame(flow)
+    sof_rows = summ.summary_rows(bundle, sof)
+    frames["summary_of_findings_table"] = summ.summary_frame(sof_rows)
+    bottom = summ.bottom_line(bundle, sof)
+    prisma2020 = summ.prisma_flow(bundle, studies)
+    search = summ.search_summary(search_log)
+    if search_log is not None and search_log.is_file():
+        shutil.copyfile(search_log, out / search_log.name)
+    frames["studies_not_used"] = summ.studies_table(bundle, studies, ("not_poolable",
+                                                                      "separate"))
+    frames["studies_excluded"] = summ.studies_table(bundle, studies, ("excluded",))
 
     outcomes_ctx: list[dict[str, Any]] = []
     figure_index: list[dict[str, str]] = []
@@ -372,7 +415,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                            else " (density grids from the posterior draws)."))
             centre = pooled_mu.mean if pooled_mu is not None else None
             ss = outcome.small_study
-            add(figs.funnel(o, centre, label), "funnel",
+            add(figs.funnel(o, centre, label) if o.k >= summ.MIN_TRIALS_FUNNEL else None,
+                "funnel",
                 f"Contour-enhanced funnel plot, {label}: shading marks where a trial's own "
                 "two-sided p-value against no effect falls (p < 0.01, 0.01-0.05, 0.05-0.10, "
                 "> 0.10); dashed lines: 95% pseudo-confidence limits around the pooled mean. "
@@ -412,6 +456,10 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             "study_effects": tbl.display_frame(se, labels={"baseline_status_value_std":
                                                            f"baseline ({mod.unit})"}),
             "small_study": outcome.small_study,
+            "funnel_note": None if o.k >= summ.MIN_TRIALS_FUNNEL else (
+                f"No funnel plot or small-study test: {o.k} trial{'s' if o.k != 1 else ''}; "
+                f"both need at least {summ.MIN_TRIALS_FUNNEL} trials to say anything "
+                "(Cochrane Handbook, section 13.3.5.4)."),
             "figures": ofigs,
         })
 
@@ -419,12 +467,17 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         atomic_write_text(tab_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
 
     failed = tbl.failed_fits(bundle)
+    failed_shown, failed_secondary = summ.split_failed(bundle, failed)
     claims = tbl.claims(bundle)
+    findings = _check_findings(check_findings, studies)
     derived = {
         "headlines": [oc["headline"] for oc in outcomes_ctx],
         "tables": {name: tbl.records(df) for name, df in frames.items()},
         "summary_of_findings": sof,
+        "summary_of_findings_table": sof_rows,
+        "bottom_line": bottom,
         "prisma": flow,
+        "prisma_2020": prisma2020,
         "claims": claims,
         "failed_fits": failed,
         "figures": figure_index,
@@ -433,15 +486,27 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
     return {
         "bundle": bundle, "bundle_name": bundle_name, "base": base,
         "title": bundle.title, "outcomes": outcomes_ctx, "failed": failed,
+        "failed_shown": failed_shown, "failed_secondary": failed_secondary,
+        "bottom": bottom, "sof_rows": sof_rows,
+        "sof_table": frames["summary_of_findings_table"],
+        "has_ratio": any(o.measure in summ.RATIO_MEASURES for o in bundle.outcomes.values()),
+        "prisma2020": prisma2020,
+        "prisma_svg": Markup(summ.prisma_svg(prisma2020, search)), "search": search,
+        "not_used": tbl.display_frame(frames["studies_not_used"]),
+        "excluded": tbl.display_frame(frames["studies_excluded"]),
+        "curation_notes": _curation_notes(studies),
+        "check_findings": (findings if findings is None or "outcome" not in findings
+                           else _with_labels(findings, bundle)),
         "claims": claims, "flow": flow, "sof": sof,
         "characteristics": tbl.display_frame(frames["study_characteristics"]),
-        "not_poolable": tbl.display_frame(frames["not_poolable"]),
+        "not_poolable": tbl.display_frame(_with_labels(frames["not_poolable"], bundle)),
         "syntheses": tbl.display_frame(frames["published_syntheses"]),
         "diagnostics": tbl.display_frame(frames["diagnostics"]),
         "methods": methods_text(bundle, effects),
         "provenance": provenance_rows(bundle, bundle_name),
         "citation": citation, "moderator": clean_json(mod),
-        "outcome_labels": {oid: o.label for oid, o in bundle.outcomes.items()},
+        "outcome_labels": {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
+                           **{oid: o.label for oid, o in bundle.outcomes.items()}},
         "derived": derived, "version": nutrimeta.__version__,
         "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
     }
@@ -450,7 +515,9 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
 def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.DataFrame,
                          syntheses: pd.DataFrame, out_dir: Path,
                          citation_path: Path | None = None,
-                         extra_sections: Sequence[tuple[str, str, str]] = ()) -> Path:
+                         extra_sections: Sequence[tuple[str, str, str]] = (),
+                         search_log: Path | None = None,
+                         check_findings: Path | None = None) -> Path:
     """Render the report of one evidence base from its saved results.
 
     Parameters
@@ -468,6 +535,11 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     extra_sections
         ``(id, title, markdown)`` sections placed before the methods (e.g. what changed since
         the last release); the Markdown is converted to HTML for ``report.html``.
+    search_log
+        The base's ``SEARCH_LOG.md``: copied beside the report, linked and summarised in the
+        flow diagram.
+    check_findings
+        ``build/check/findings.json`` from ``nutrimeta check``, shown in an appendix.
 
     Returns
     -------
@@ -483,7 +555,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp)
+        ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp,
+                     search_log, check_findings)
         ctx["extra_sections"] = [
             {"id": sid, "title": title, "markdown": body,
              "html": markdown.markdown(body, extensions=["tables"])}
@@ -503,6 +576,17 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
 
 
 # --------------------------------------------------------------------------- index
+
+
+def _rendered_bottom_line(report_dir: Path, bundle: Bundle) -> dict[str, Any]:
+    """The bottom line of a rendered report (its ``results.json``), so the index says exactly
+    what the report says; computed without GRADE certainty when the report is missing."""
+    path = report_dir / "results.json"
+    if path.is_file():
+        derived = json.loads(path.read_text(encoding="utf-8")).get("derived") or {}
+        if derived.get("bottom_line"):
+            return dict(derived["bottom_line"])
+    return summ.bottom_line(bundle, [])
 
 
 def render_index(bundle_paths: Iterable[Path], out_dir: Path,
@@ -556,10 +640,11 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
     any_failed = False
     for p in sorted(base_paths, key=lambda q: q.name):
         b = load_bundle(p)
-        failed = tbl.failed_fits(b)
+        failed, _secondary = summ.split_failed(b, tbl.failed_fits(b))
         any_failed |= bool(failed)
         bases.append({"base": b.evidence_base, "title": b.title,
                       "link": f"{b.evidence_base}/report.html", "failed": failed,
+                      "bottom": _rendered_bottom_line(out_dir / b.evidence_base, b),
                       "data_version": b.provenance.data_version,
                       "headlines": [headline(b, oid) for oid in b.outcomes],
                       "claims": tbl.claims(b)})
