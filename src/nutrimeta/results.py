@@ -378,6 +378,8 @@ class OutcomeSpecRecord(Record):
     beneficial: Direction
     mu_prior_sd: float
     tau_prior: TauPriorRecord
+    unit_sd: float | None = None
+    unit_sd_source: str = ""
     slope_prior_sd: float
     primary: bool = True
 
