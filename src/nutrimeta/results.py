@@ -302,6 +302,56 @@ class TauPriorPosterior(Record):
     prior_label: str
 
 
+Route = Literal["full", "se_from_p", "latent_sd", "censored_threshold", "censored_ns", "sign"]
+
+
+class AnalysisMu(Record):
+    """Posterior summary of the pooled effect ``mu`` of one analysis."""
+
+    mean: float
+    q025: float
+    q975: float
+    #: P(benefit) as a probability statement on ``mu`` in the beneficial direction.
+    p_benefit: Probability
+
+
+class ContributionRow(Record):
+    """A trial-outcome cell that enters an analysis, with its route into the likelihood."""
+
+    study_id: str
+    subgroup: str = ""
+    route: Route
+    #: Declared assumptions the route needed (e.g. an equal split of a known total n).
+    assumptions: list[str] = Field(default_factory=list)
+
+
+class NotUsedRow(Record):
+    """A trial-outcome cell an analysis does not use, with the reason."""
+
+    study_id: str
+    subgroup: str = ""
+    reason: str
+
+
+class AnalysisResult(Record):
+    """One declared analysis of an outcome (``conventional`` or ``all_reports``)."""
+
+    status: Literal["ok", "not run", "failed"] = "ok"
+    reason: str = ""
+    k_trials: int
+    #: Participants randomised, each counted once per trial (None when a trial's n is
+    #: unknown).
+    n_randomised: float | None = None
+    #: One trial only: shown as that trial with its arms, never as a pooled result.
+    single_trial: bool = False
+    mu: AnalysisMu | None = None
+    method: str | None = None
+    contributions: list[ContributionRow] = Field(default_factory=list)
+    not_used: list[NotUsedRow] = Field(default_factory=list)
+    #: Trials per route (all-reports analysis).
+    routes: dict[str, int] = Field(default_factory=dict)
+
+
 class OutcomeResult(Record):
     """Everything the bundle holds for one outcome."""
 
@@ -311,6 +361,14 @@ class OutcomeResult(Record):
     k: int
     k_all_designs: int
     n_participants: int
+    #: Trials (the unit of analysis) in the conventional analysis; None in bundles written
+    #: before the trial was the unit (there ``k`` counted rows).
+    k_trials: int | None = None
+    #: Participants randomised, counted once per trial (a shared control group once).
+    n_randomised: float | None = None
+    #: The declared analyses side by side: ``conventional`` and ``all_reports``.
+    analyses: dict[Literal["conventional", "all_reports"], AnalysisResult] = Field(
+        default_factory=dict)
     mid: float
     mid_source: str
     beneficial: Direction
