@@ -20,11 +20,13 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from nutrimeta.analysis_results import AnalysisResult
+from nutrimeta.records import OpenRecord, Probability, Record, Relation
 
 #: Version of the bundle layout; bumped when a field changes meaning or shape.
 SCHEMA_VERSION = 2
-Relation = Literal["<", ">"]
 Direction = Literal["increase", "decrease"]
 Status = Literal["ok", "skipped", "failed"]
 Verdict = Literal["supported", "not supported", "uncertain"]
@@ -32,19 +34,6 @@ Verdict = Literal["supported", "not supported", "uncertain"]
 #: Models that give the headline pooled effect of an outcome, in order of preference.
 PRIMARY_ORDER = ("random_effects", "exact", "all_evidence", "meta_regression_category",
                  "meta_regression_continuous")
-
-
-class Record(BaseModel):
-    """Base of every results class: unknown fields are an error (no silent drift)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class OpenRecord(BaseModel):
-    """A record passed through from an engine (diagnostics, frequentist fit, priors): the
-    named fields are required by the report; further fields the engine adds are kept."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 def benefit_sign(beneficial: str) -> float:
@@ -75,25 +64,6 @@ class Summary(Record):
     q500: float | None = None
     q975: float | None = None
     mcse_mean: float | None = None
-
-
-class Probability(Record):
-    """A posterior probability statement: P(quantity relation threshold) = value."""
-
-    quantity: str
-    relation: Relation
-    threshold: float
-    value: float
-
-    @property
-    def text(self) -> str:
-        """The statement as printed, e.g. ``P(mu < 0)``."""
-        return f"P({self.quantity} {self.relation} {self.threshold:g})"
-
-    def says(self, quantity: str, relation: str, threshold: float) -> bool:
-        """True when this is the statement P(quantity relation threshold)."""
-        return (self.quantity == quantity and self.relation == relation
-                and math.isclose(self.threshold, threshold, abs_tol=1e-12))
 
 
 class Diagnostics(OpenRecord):
@@ -302,56 +272,6 @@ class TauPriorPosterior(Record):
     prior_label: str
 
 
-Route = Literal["full", "se_from_p", "latent_sd", "censored_threshold", "censored_ns", "sign"]
-
-
-class AnalysisMu(Record):
-    """Posterior summary of the pooled effect ``mu`` of one analysis."""
-
-    mean: float
-    q025: float
-    q975: float
-    #: P(benefit) as a probability statement on ``mu`` in the beneficial direction.
-    p_benefit: Probability
-
-
-class ContributionRow(Record):
-    """A trial-outcome cell that enters an analysis, with its route into the likelihood."""
-
-    study_id: str
-    subgroup: str = ""
-    route: Route
-    #: Declared assumptions the route needed (e.g. an equal split of a known total n).
-    assumptions: list[str] = Field(default_factory=list)
-
-
-class NotUsedRow(Record):
-    """A trial-outcome cell an analysis does not use, with the reason."""
-
-    study_id: str
-    subgroup: str = ""
-    reason: str
-
-
-class AnalysisResult(Record):
-    """One declared analysis of an outcome (``conventional`` or ``all_reports``)."""
-
-    status: Literal["ok", "not run", "failed"] = "ok"
-    reason: str = ""
-    k_trials: int
-    #: Participants randomised, each counted once per trial (None when a trial's n is
-    #: unknown).
-    n_randomised: float | None = None
-    #: One trial only: shown as that trial with its arms, never as a pooled result.
-    single_trial: bool = False
-    mu: AnalysisMu | None = None
-    method: str | None = None
-    contributions: list[ContributionRow] = Field(default_factory=list)
-    not_used: list[NotUsedRow] = Field(default_factory=list)
-    #: Trials per route (all-reports analysis).
-    routes: dict[str, int] = Field(default_factory=dict)
-
-
 class OutcomeResult(Record):
     """Everything the bundle holds for one outcome."""
 
@@ -361,14 +281,9 @@ class OutcomeResult(Record):
     k: int
     k_all_designs: int
     n_participants: int
-    #: Trials (the unit of analysis) in the conventional analysis; None in bundles written
-    #: before the trial was the unit (there ``k`` counted rows).
-    k_trials: int | None = None
-    #: Participants randomised, counted once per trial (a shared control group once).
-    n_randomised: float | None = None
-    #: The declared analyses side by side: ``conventional`` and ``all_reports``.
-    analyses: dict[Literal["conventional", "all_reports"], AnalysisResult] = Field(
-        default_factory=dict)
+    k_trials: int | None = None  # None in bundles from before the trial was the unit
+    n_randomised: float | None = None  # participants counted once per trial
+    analyses: dict[Literal["conventional", "all_reports"], AnalysisResult] | None = None
     mid: float
     mid_source: str
     beneficial: Direction
@@ -437,7 +352,7 @@ class OutcomeSpecRecord(Record):
     mu_prior_sd: float
     tau_prior: TauPriorRecord
     unit_sd: float | None = None
-    unit_sd_source: str = ""
+    unit_sd_source: str | None = None
     slope_prior_sd: float
     primary: bool = True
 
