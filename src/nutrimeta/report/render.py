@@ -408,6 +408,9 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             "study_effects": tbl.display_frame(se, labels={"baseline_status_value_std":
                                                            f"baseline ({mod.unit})"}),
             "small_study": outcome.small_study,
+            "analyses": tbl.display_frame(tbl.analyses_side_by_side(outcome), labels={
+                "k_trials": "k trials", "n_randomised": "n", "estimate": "mu (95% interval)",
+                "p_benefit": "P(benefit)"}),
             "figures": ofigs,
         })
 
