@@ -403,7 +403,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         # the moderator models keep each contrast as its unit (its own baseline status)
         data = every if kind == "all_evidence" else rct if kind == "random_effects" \
             else contrasts
-        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={len(data)})")
+        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={n_trials(data)} trials)")
         try:
             entry["models"][kind] = bayes_entry(kind, data, spec, o, fits_dir / o.id, provenance)
         except Exception as exc:  # a failing fit is reported, never silently dropped
