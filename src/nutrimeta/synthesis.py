@@ -464,7 +464,6 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
     log-SD prior, deterministic)."""
     studies = entry["studies"]
     exact = entry["models"]["exact"]
-    rct_row = rct.iloc[0] if len(rct) == 1 else None
     conv: dict[str, Any] = {
         "k_trials": entry["k_trials"], "n_randomised": entry["n_randomised"],
         "contributions": [{"study_id": s["study_id"], "subgroup": s["subgroup"],
@@ -472,10 +471,12 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
                            else "full"} for s in studies],
         "single_trial": entry["k_trials"] == 1, "status": "ok" if studies else "not run",
     }
-    if entry["k_trials"] == 1:
+    if not studies:
+        conv["reason"] = "no complete randomised report"
+    if len(rct) == 1:
         # one trial: its own estimate across its arms (normal likelihood, flat prior), not
         # a pooled posterior whose between-trial SD no second trial could inform
-        y, se = float(rct_row["yi"]), float(rct_row["sei"])
+        y, se = float(rct["yi"].iloc[0]), float(rct["sei"].iloc[0])
         conv["mu"] = _analysis_summary(y, y - 1.959964 * se, y + 1.959964 * se,
                                        float(stats.norm.cdf(y / se)), o.beneficial)
         conv["method"] = "single trial: estimate and 95% CI"
