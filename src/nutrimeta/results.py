@@ -488,7 +488,7 @@ class NotPoolableRow(Record):
     outcome: str
     subgroup: str | None = None
     design: str
-    year: int
+    year: int | None = None  # None: the report gives no date
     first_author: str
     inclusion_status: str
     reason: str
