@@ -20,11 +20,13 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from nutrimeta.analysis_results import AnalysisResult
+from nutrimeta.records import OpenRecord, Probability, Record, Relation
 
 #: Version of the bundle layout; bumped when a field changes meaning or shape.
 SCHEMA_VERSION = 2
-Relation = Literal["<", ">"]
 Direction = Literal["increase", "decrease"]
 Status = Literal["ok", "skipped", "failed"]
 Verdict = Literal["supported", "not supported", "uncertain"]
@@ -32,19 +34,6 @@ Verdict = Literal["supported", "not supported", "uncertain"]
 #: Models that give the headline pooled effect of an outcome, in order of preference.
 PRIMARY_ORDER = ("random_effects", "exact", "all_evidence", "meta_regression_category",
                  "meta_regression_continuous")
-
-
-class Record(BaseModel):
-    """Base of every results class: unknown fields are an error (no silent drift)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class OpenRecord(BaseModel):
-    """A record passed through from an engine (diagnostics, frequentist fit, priors): the
-    named fields are required by the report; further fields the engine adds are kept."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 def benefit_sign(beneficial: str) -> float:
@@ -75,25 +64,6 @@ class Summary(Record):
     q500: float | None = None
     q975: float | None = None
     mcse_mean: float | None = None
-
-
-class Probability(Record):
-    """A posterior probability statement: P(quantity relation threshold) = value."""
-
-    quantity: str
-    relation: Relation
-    threshold: float
-    value: float
-
-    @property
-    def text(self) -> str:
-        """The statement as printed, e.g. ``P(mu < 0)``."""
-        return f"P({self.quantity} {self.relation} {self.threshold:g})"
-
-    def says(self, quantity: str, relation: str, threshold: float) -> bool:
-        """True when this is the statement P(quantity relation threshold)."""
-        return (self.quantity == quantity and self.relation == relation
-                and math.isclose(self.threshold, threshold, abs_tol=1e-12))
 
 
 class Diagnostics(OpenRecord):
@@ -311,6 +281,9 @@ class OutcomeResult(Record):
     k: int
     k_all_designs: int
     n_participants: int
+    k_trials: int | None = None  # None in bundles from before the trial was the unit
+    n_randomised: float | None = None  # participants counted once per trial
+    analyses: dict[Literal["conventional", "all_reports"], AnalysisResult] | None = None
     mid: float
     mid_source: str
     beneficial: Direction
@@ -378,6 +351,8 @@ class OutcomeSpecRecord(Record):
     beneficial: Direction
     mu_prior_sd: float
     tau_prior: TauPriorRecord
+    unit_sd: float | None = None
+    unit_sd_source: str | None = None
     slope_prior_sd: float
     primary: bool = True
 
@@ -513,7 +488,7 @@ class NotPoolableRow(Record):
     outcome: str
     subgroup: str | None = None
     design: str
-    year: int | None = None  # reports without a known year (e.g. "n.d." records)
+    year: int | None = None  # None: the report gives no date
     first_author: str
     inclusion_status: str
     reason: str
@@ -613,6 +588,8 @@ class CrossNutrientResult(Record):
     tau: Summary | None = None
     scale: str | None = None
     diagnostics: Diagnostics | None = None
+    #: Every sampling attempt of the escalating retry, in order (the last one is reported).
+    sampling_attempts: list[SamplingAttempt] = Field(default_factory=list)
     seed: int | None = None
     priors: dict[str, Any] | None = None
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from nutrimeta.io_utils import sha256_text
 from nutrimeta.priors import TAU_FAMILIES, tau_label
@@ -65,6 +65,17 @@ class OutcomeSpec:
     tau_prior: TauPriorSpec
     slope_prior_sd: float
     primary: bool = True
+    #: Typical between-participant SD on the outcome's analysis scale (for a ROM outcome a
+    #: coefficient of variation); scales the all-reports priors. None: not declared.
+    unit_sd: float | None = None
+    unit_sd_source: str = ""
+
+    def require_unit_sd(self) -> float:
+        """The declared unit SD; a clear error when the all-reports analysis needs it."""
+        if self.unit_sd is None:
+            raise ValueError(f"outcome {self.id!r}: the all-reports analysis needs unit_sd "
+                             "(and unit_sd_source) in the analysis spec")
+        return self.unit_sd
 
     @property
     def label(self) -> str:
@@ -277,6 +288,21 @@ class _OutcomeToml(_Toml):
     tau_prior: _TauToml
     slope_prior_sd: float
     primary: bool = True
+    unit_sd: float | None = None
+    unit_sd_source: str = ""
+
+    @field_validator("unit_sd")
+    @classmethod
+    def _unit_sd(cls, v: float | None) -> float | None:
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ValueError("unit_sd must be positive and finite")
+        return v
+
+    @model_validator(mode="after")
+    def _unit_sd_sourced(self) -> _OutcomeToml:
+        if self.unit_sd is not None and not self.unit_sd_source.strip():
+            raise ValueError("unit_sd needs unit_sd_source (where the number comes from)")
+        return self
 
     @field_validator("id")
     @classmethod
@@ -423,7 +449,8 @@ def load_spec(path: Path | str) -> AnalysisSpec:
     outcomes = tuple(OutcomeSpec(
         id=o.id, measure=o.measure, unit=o.unit if o.unit is not None else OUTCOMES[o.id]["unit"],
         mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial, mu_prior_sd=o.mu_prior_sd,
-        tau_prior=tau(o.tau_prior), slope_prior_sd=o.slope_prior_sd, primary=o.primary)
+        tau_prior=tau(o.tau_prior), slope_prior_sd=o.slope_prior_sd, primary=o.primary,
+        unit_sd=o.unit_sd, unit_sd_source=o.unit_sd_source)
         for o in t.outcomes)
     sens = t.sensitivity
     spec = AnalysisSpec(

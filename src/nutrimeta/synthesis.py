@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from nutrimeta import diagnostics, sensitivity
+from nutrimeta.all_reports import all_reports_for_outcome
 from nutrimeta.effect_table import effects_for_spec, pooled_rows
 from nutrimeta.models import frequentist
+from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.next_trial import next_trial_entry
 from nutrimeta.priors import sampled_priors
 from nutrimeta.results import (
@@ -36,6 +39,7 @@ from nutrimeta.results import (
     clean_json,
 )
 from nutrimeta.spec import AnalysisSpec, OutcomeSpec
+from nutrimeta.trials import outcome_covariance, trial_counts
 from nutrimeta.validate import Evidence
 
 MIN_K = {"random_effects": 2, "meta_regression_continuous": 3, "meta_regression_category": 3,
@@ -92,8 +96,53 @@ def model_data_frame(df: pd.DataFrame) -> pd.DataFrame:
                           na_position="first").reset_index(drop=True)
 
 
+def n_trials(df: pd.DataFrame) -> int:
+    """Number of trials (not rows) in an effect-size frame."""
+    if "trial_id" not in df.columns:
+        return int(df["study_id"].nunique())
+    trial = df["trial_id"].fillna("").astype(str)
+    return int(trial.where(trial != "", df["study_id"].astype(str)).nunique())
+
+
+SINGLE_TRIAL_NOTE = ("one trial with its arms: the trial's own estimate across its contrasts "
+                     "(GLS with the shared-control covariance), not a pooled result")
+
+
+def trial_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: several contrasts of one trial (dose arms against a shared control,
+    strata) combined by GLS with their sampling covariance
+    (:func:`~nutrimeta.models.multivariate.collapse_trials`; exact for a trial-level random
+    effect), a shared control counted once in ``n_control``. Single-contrast trials are kept
+    as they are, so a frame without multi-contrast trials is returned unchanged."""
+    if len(df) == 0 or n_trials(df) == len(df):
+        return df
+    cov = outcome_covariance(df.assign(poolable=True), poolable_only=False)
+    col = collapse_trials(cov)
+    trial = df["trial_id"].fillna("").astype(str)
+    trial = trial.where(trial != "", df["study_id"].astype(str))
+    out = []
+    for t, y, se in zip(col.trial_ids, col.y, col.se, strict=True):
+        g = df[trial == t]
+        if len(g) == 1:
+            out.append(g.iloc[0])
+            continue
+        row = g.iloc[0].copy()
+        counts = trial_counts(g.assign(outcome=g["outcome"].iloc[0], poolable=True))
+        n_all = counts["n"].iloc[0]
+        n_int = pd.to_numeric(g["n_intervention"]).sum(min_count=1)
+        row["subgroup"] = ""
+        row["yi"], row["sei"], row["vi"] = float(y), float(se), float(se) ** 2
+        row["n_intervention"] = n_int
+        row["n_control"] = n_all - n_int if pd.notna(n_all) else math.nan
+        row["derivation"] = (f"GLS combination of {len(g)} contrasts of one trial "
+                             "(shared-control covariance)")
+        out.append(row)
+    return model_data_frame(pd.DataFrame(out))
+
+
 def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[ModelResult, Any]:
-    """The exact random-effects posterior entry and the posterior object."""
+    """The exact random-effects posterior entry and the posterior object (``df``: one row
+    per trial, :func:`trial_rows`)."""
     start = time.perf_counter()
     post = sensitivity.fit_exact(df, o.tau_prior, o.mu_prior_sd)
     seconds = time.perf_counter() - start
@@ -136,8 +185,9 @@ def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpe
     from nutrimeta.models.bayes import ModelData
 
     need = MIN_K[kind]
-    if len(df) < need:
-        return f"needs at least {need} poolable trials; {len(df)} available"
+    k = n_trials(df)
+    if k < need:
+        return f"needs at least {need} poolable trials; {k} available"
     if kind == "meta_regression_continuous" and df["baseline_status_value_std"].notna().sum() \
             + (df["baseline_status_category"] != "unknown").sum() == 0:
         return "no trial has a baseline status"
@@ -169,7 +219,8 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
     from nutrimeta.models.fitting import SamplerSettings, fit_with_retries, save_posterior
 
-    entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind], "k": len(df)}
+    entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind],
+                             "k": n_trials(df)}
     prepared = prepare_model(kind, df, spec, o)
     if isinstance(prepared, str):
         return ModelResult.model_validate({**entry, "status": "skipped", "reason": prepared})
@@ -310,19 +361,24 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
     curated evidence, from which the sensitivity analyses recompute the table under other
     assumptions.
     """
-    rct = model_data_frame(pooled_rows(effects, o.id))
+    contrasts = model_data_frame(pooled_rows(effects, o.id))
+    rct = trial_rows(contrasts)  # the trial is the unit: one row per trial
     every = model_data_frame(pooled_rows(effects, o.id, randomised_only=False))
-    n = rct[["n_intervention", "n_control"]].fillna(0).to_numpy().sum()
+    counts = trial_counts(contrasts)
+    n = float(counts["n"].sum()) if len(counts) else 0.0
     entry: dict[str, Any] = {
         "label": o.label, "measure": o.measure, "effect_unit": o.unit if o.measure == "MD"
         else ("log ratio of means" if o.measure == "ROM" else "SD units"),
-        "k": len(rct), "k_all_designs": len(every), "n_participants": int(n),
+        "k": len(rct), "k_all_designs": n_trials(every), "n_participants": int(n),
+        "k_trials": len(rct), "n_randomised": counts.attrs["n_total"],
         "mid": o.mid, "mid_source": o.mid_source, "beneficial": o.beneficial,
         "primary": o.primary, "models": {},
     }
     post = None
     if len(rct) >= 1:
         ex, post = exact_entry(rct, o)
+        if len(rct) == 1 and len(contrasts) > 1:
+            ex = ex.model_copy(update={"note": SINGLE_TRIAL_NOTE})
         entry["models"]["exact"] = ex
     else:
         entry["models"]["exact"] = ModelResult(
@@ -330,12 +386,15 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
             reason="no poolable randomised trial")
     entry["frequentist"] = frequentist_entry(rct)
     tau2 = entry["frequentist"].get("reml", {}).get("tau2") if entry["frequentist"] else None
-    entry["studies"] = study_rows(rct, post, tau2)
+    entry["studies"] = study_rows(contrasts, post if len(rct) == len(contrasts) else None,
+                                  tau2)
     entry["studies_all_designs"] = study_rows(every, None, None) if len(every) else []
     entry["small_study"] = small_study_entry(rct)
     for kind in spec.models:
-        data = every if kind == "all_evidence" else rct
-        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={len(data)})")
+        # the moderator models keep each contrast as its unit (its own baseline status)
+        data = every if kind == "all_evidence" else rct if kind == "random_effects" \
+            else contrasts
+        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={n_trials(data)} trials)")
         try:
             entry["models"][kind] = bayes_entry(kind, data, spec, o, fits_dir / o.id, provenance)
         except Exception as exc:  # a failing fit is reported, never silently dropped
@@ -353,7 +412,8 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                                               o.beneficial)
 
         def rct_for(r: float) -> pd.DataFrame:
-            return model_data_frame(pooled_rows(effects_for_spec(ev, spec, r=r), o.id))
+            return trial_rows(model_data_frame(pooled_rows(effects_for_spec(ev, spec, r=r),
+                                                           o.id)))
 
         sens += sensitivity.correlation_sensitivity(rct_for, list(
             spec.sensitivity.prepost_correlations), o.tau_prior, o.mu_prior_sd, o.mid,
@@ -363,7 +423,8 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         variants = []
         for policy in spec.sensitivity.unlabelled_spread:
             e = pooled_rows(effects_for_spec(ev, spec, unlabelled=policy), o.id)
-            variants.append((f"unlabelled '±' read {readings[policy]}", model_data_frame(e)))
+            variants.append((f"unlabelled '±' read {readings[policy]}",
+                             trial_rows(model_data_frame(e))))
         sens += sensitivity.variant_sensitivity(variants, o.tau_prior, o.mu_prior_sd, o.mid,
                                                 o.beneficial, "unlabelled_spread")
         entry["sensitivity"] = sens
@@ -372,7 +433,92 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
     else:
         entry["sensitivity"], entry["cumulative"] = [], []
+    entry["analyses"] = analyses_entry(entry, o, effects, rct, spec.seed)
     return OutcomeResult.model_validate(clean_json(entry))
+
+
+def _text(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA \
+        else str(v)
+
+
+def _analysis_summary(mean: float, q025: float, q975: float, p_gt_0: float,
+                      beneficial: str) -> dict[str, Any]:
+    p = p_gt_0 if benefit_sign(beneficial) > 0 else 1.0 - p_gt_0
+    return {"mean": round(mean, 6), "q025": round(q025, 6), "q975": round(q975, 6),
+            "p_benefit": {"quantity": "mu", "relation": benefit_relation(beneficial),
+                          "threshold": 0.0, "value": round(float(p), 4)}}
+
+
+def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
+                   rct: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """The two declared analyses of one outcome side by side: ``conventional`` (complete
+    reports, the exact random-effects posterior with the trial as the unit) and
+    ``all_reports`` (every randomised report by its route; grid posterior with a fixed
+    log-SD prior, deterministic)."""
+    studies = entry["studies"]
+    exact = entry["models"]["exact"]
+    conv: dict[str, Any] = {
+        "k_trials": entry["k_trials"], "n_randomised": entry["n_randomised"],
+        "contributions": [{"study_id": s["study_id"], "subgroup": s["subgroup"],
+                           "route": "se_from_p" if "from two-sided p" in s["derivation"]
+                           else "full"} for s in studies],
+        "single_trial": entry["k_trials"] == 1, "status": "ok" if studies else "not run",
+    }
+    if not studies:
+        conv["reason"] = "no complete randomised report"
+    if len(rct) == 1:
+        # one trial: its own estimate across its arms (normal likelihood, flat prior), not
+        # a pooled posterior whose between-trial SD no second trial could inform
+        y, se = float(rct["yi"].iloc[0]), float(rct["sei"].iloc[0])
+        conv["mu"] = _analysis_summary(y, y - 1.959964 * se, y + 1.959964 * se,
+                                       float(stats.norm.cdf(y / se)), o.beneficial)
+        conv["method"] = "single trial: estimate and 95% CI"
+    elif exact.ok and "mu" in exact.parameters:
+        mu = exact.parameters["mu"]
+        conv["mu"] = {"mean": mu.mean, "q025": mu.q025, "q975": mu.q975,
+                      "p_benefit": exact.probabilities[0].model_dump()}
+        conv["method"] = "exact random-effects posterior"
+    rows = effects[effects["outcome"] == o.id]
+    used = {(s["study_id"], s["subgroup"]) for s in studies}
+    conv["not_used"] = [
+        {"study_id": str(r.study_id), "subgroup": _text(r.subgroup),
+         "reason": _text(r.reason) if bool(r.poolable) and _text(r.reason) else
+         "not randomised: in the all-designs model only" if bool(r.poolable) else
+         _text(r.reason) or "not a complete report"}
+        for r in rows.itertuples() if (str(r.study_id), _text(r.subgroup)) not in used]
+    out: dict[str, Any] = {"conventional": conv}
+    if o.unit_sd is None:
+        out["all_reports"] = {
+            "k_trials": 0, "n_randomised": None, "contributions": [], "single_trial": False,
+            "status": "not run",
+            "reason": "no unit_sd declared: the shipped data report no SD of this outcome",
+            "not_used": [{"study_id": str(r.study_id), "reason": "all-reports analysis not "
+                          "run for this outcome (no unit_sd)"} for r in rows.itertuples()]}
+        return out
+    try:
+        res = all_reports_for_outcome(rows, {"unit_sd": o.require_unit_sd(), "method": "grid",
+                                             "learn_sd": False, "seed": seed})
+    except (ValueError, ArithmeticError) as exc:  # reported, never silently dropped
+        out["all_reports"] = {"k_trials": 0, "status": "failed",
+                              "reason": f"{type(exc).__name__}: {exc}"}
+        return out
+    ar: dict[str, Any] = {
+        "k_trials": res["k_trials"], "n_randomised": res["n_randomised"],
+        "contributions": [{"study_id": c["study_id"], "subgroup": c["subgroup"],
+                           "route": c["route"], "assumptions": c["assumptions"]}
+                          for c in res["contributions"]],
+        "not_used": [{"study_id": c["study_id"], "subgroup": c["subgroup"],
+                      "reason": c["reason"]} for c in res["not_used"]],
+        "routes": res["routes"], "single_trial": res["single_trial"], "status": "ok",
+    }
+    post = res["posterior"]
+    if post is not None:
+        mu = post["mu"]
+        ar["mu"] = _analysis_summary(mu["mean"], mu["q025"], mu["q975"], post["P(mu > 0)"],
+                                     o.beneficial)
+        ar["method"] = post.get("method", "grid")
+    return {**out, "all_reports": ar}
 
 
 def claim_entries(spec: AnalysisSpec, outcomes: dict[str, OutcomeResult]

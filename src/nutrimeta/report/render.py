@@ -460,6 +460,9 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                 f"No funnel plot or small-study test: {o.k} trial{'s' if o.k != 1 else ''}; "
                 f"both need at least {summ.MIN_TRIALS_FUNNEL} trials to say anything "
                 "(Cochrane Handbook, section 13.3.5.4)."),
+            "analyses": tbl.display_frame(tbl.analyses_side_by_side(outcome), labels={
+                "k_trials": "k trials", "n_randomised": "n", "estimate": "mu (95% interval)",
+                "p_benefit": "P(benefit)"}),
             "figures": ofigs,
         })
 

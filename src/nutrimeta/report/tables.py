@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from nutrimeta.report import grade
-from nutrimeta.report.fmt import fmt, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
+from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
 from nutrimeta.results import Bundle, ModelResult, ModeratorRecord, OutcomeResult, clean_json
 
 STATS = ("mean", "median", "sd", "q025", "q975")
@@ -83,6 +83,36 @@ def study_effects(outcome: OutcomeResult) -> pd.DataFrame:
             "yi", "sei", "ci_lower", "ci_upper", "weight", "shrunken_mean", "shrunken_q025",
             "shrunken_q975"]
     rows = [{c: getattr(st, c) for c in cols} for st in outcome.studies]
+    return pd.DataFrame(rows, columns=cols)
+
+
+ANALYSIS_LABELS = {"conventional": "conventional (complete reports)",
+                   "all_reports": "all reports (partial reports by route)"}
+ROUTES = ("full", "se_from_p", "latent_sd", "censored_threshold", "censored_ns", "sign")
+
+
+def analyses_side_by_side(outcome: OutcomeResult) -> pd.DataFrame:
+    """The declared analyses of one outcome side by side: trials, participants, the estimate
+    of ``mu`` with its 95% interval, P(benefit) and the contributing cells by route. A single
+    trial is shown as that trial with its arms, never as a pooled result."""
+    cols = ["analysis", "k_trials", "n_randomised", "estimate", "p_benefit",
+            *(f"n_{r}" for r in ROUTES), "not_used"]
+    rows = []
+    for name, a in (outcome.analyses or {}).items():
+        if a.status != "ok":
+            estimate = f"not run: {a.reason}" if a.reason else a.status
+        elif a.mu is None:
+            estimate = "no contributing trial"
+        else:
+            estimate = fmt_estimate(a.mu.model_dump())
+            if a.single_trial:
+                estimate = f"one trial with its arms: {estimate}"
+        by_route = {r: sum(1 for c in a.contributions if c.route == r) for r in ROUTES}
+        rows.append({"analysis": ANALYSIS_LABELS.get(name, name), "k_trials": a.k_trials,
+                     "n_randomised": a.n_randomised, "estimate": estimate,
+                     "p_benefit": None if a.mu is None else a.mu.p_benefit.value,
+                     **{f"n_{r}": n for r, n in by_route.items()},
+                     "not_used": len(a.not_used)})
     return pd.DataFrame(rows, columns=cols)
 
 
