@@ -49,6 +49,7 @@ def _config(module: str) -> str:
     return (f'\n[tool.mutmut]\nsource_paths = ["src/"]\n'
             f'only_mutate = ["src/nutrimeta/{module}.py"]\n'
             f'pytest_add_cli_args_test_selection = [{tests}]\n'
+            f'also_copy = ["docs/", "data/", "analyses/", "releases/"]\n'
             f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q", '
             f'"-k", "not retry_ladder"]\n')
 
