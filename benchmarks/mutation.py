@@ -96,12 +96,12 @@ def main(argv: list[str]) -> None:
         print(f"mutating {module} ...", flush=True)
         results["modules"][module] = run_module(module)
         print(f"  {module}: {results['modules'][module]['kill_rate']}", flush=True)
-    results["goal"] = GOAL
-    results["tool"] = f"mutmut {version('mutmut')}"
-    results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
-                          "cpus": os.cpu_count()}
-    results["date"] = time.strftime("%Y-%m-%d")
-    OUT.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+        results["goal"] = GOAL
+        results["tool"] = f"mutmut {version('mutmut')}"
+        results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
+                              "cpus": os.cpu_count()}
+        results["date"] = time.strftime("%Y-%m-%d")
+        OUT.write_text(json.dumps(results, indent=2) + "\n", "utf-8")  # after each module
 
 
 if __name__ == "__main__":
