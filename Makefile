@@ -37,7 +37,7 @@ lock: ## Refresh requirements.lock from pyproject.toml (keeps pins; UPGRADE=1 mo
 	@py=$$(tools/find-python.sh) || exit 1; \
 	if [ ! -x $(PY) ]; then "$$py" -m venv $(VENV); fi
 	@uv=$(UV); [ -n "$$uv" ] || { echo "error: uv is needed to lock" >&2; exit 1; }; \
-	"$$uv" pip compile pyproject.toml --extra test --generate-hashes --universal \
+	"$$uv" pip compile --quiet pyproject.toml --extra test --generate-hashes --universal \
 	  --python-version 3.12 --index-url https://pypi.org/simple --no-config \
 	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade,) -o $(LOCK)
 

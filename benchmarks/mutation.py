@@ -31,8 +31,8 @@ GOAL = 0.90
 
 #: module -> the test files that exercise it
 MODULES: dict[str, list[str]] = {
-    "conversions": ["tests/test_conversions.py"],
-    "units": ["tests/test_units.py"],
+    "conversions": ["tests/test_conversions.py", "tests/test_effects.py"],
+    "units": ["tests/test_units.py", "tests/test_effects.py"],
     "diagnostics": ["tests/test_gate.py"],
     "effects": ["tests/test_effects.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py"],
@@ -49,6 +49,7 @@ def _config(module: str) -> str:
     return (f'\n[tool.mutmut]\nsource_paths = ["src/"]\n'
             f'only_mutate = ["src/nutrimeta/{module}.py"]\n'
             f'pytest_add_cli_args_test_selection = [{tests}]\n'
+            f'also_copy = ["docs/", "data/", "analyses/", "releases/"]\n'
             f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q", '
             f'"-k", "not retry_ladder"]\n')
 
@@ -95,12 +96,12 @@ def main(argv: list[str]) -> None:
         print(f"mutating {module} ...", flush=True)
         results["modules"][module] = run_module(module)
         print(f"  {module}: {results['modules'][module]['kill_rate']}", flush=True)
-    results["goal"] = GOAL
-    results["tool"] = f"mutmut {version('mutmut')}"
-    results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
-                          "cpus": os.cpu_count()}
-    results["date"] = time.strftime("%Y-%m-%d")
-    OUT.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+        results["goal"] = GOAL
+        results["tool"] = f"mutmut {version('mutmut')}"
+        results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
+                              "cpus": os.cpu_count()}
+        results["date"] = time.strftime("%Y-%m-%d")
+        OUT.write_text(json.dumps(results, indent=2) + "\n", "utf-8")  # after each module
 
 
 if __name__ == "__main__":
