@@ -8,13 +8,15 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from nutrimeta.cli import main
-from nutrimeta.progress import NORMAL, QUIET, VERBOSE, FitProgress
+from nutrimeta.progress import NORMAL, QUIET, VERBOSE, FitProgress, fit_end_line, fit_start_line
 
-LINES = ["  zinc_testosterone/total_testosterone: random_effects (k=0)",
-         "  zinc_testosterone/total_testosterone: random_effects skipped: no poolable trial",
-         "  magnesium_insulin/homa_ir: random_effects (k=2)",
-         "  magnesium_insulin/homa_ir: meta_regression_category (k=2)",
-         "  magnesium_insulin/homa_ir: meta_regression_category failed: ValueError: boom",
+LINES = [fit_start_line("zinc_testosterone", "total_testosterone", "random_effects", 0),
+         fit_end_line("zinc_testosterone", "total_testosterone", "random_effects", "skipped",
+                      "no poolable trial"),
+         fit_start_line("magnesium_insulin", "homa_ir", "random_effects", 2),
+         fit_start_line("magnesium_insulin", "homa_ir", "meta_regression_category", 2),
+         fit_end_line("magnesium_insulin", "homa_ir", "meta_regression_category", "failed",
+                      "ValueError: boom"),
          "zinc_testosterone: fitted in 0.2 s"]
 
 
@@ -33,7 +35,7 @@ def test_counts_and_labels() -> None:
     assert ("zinc_testosterone/total_testosterone: random_effects skipped: no poolable trial"
             in text)
     assert "meta_regression_category failed: ValueError: boom" in text
-    assert "(k=2)" not in text  # fit starts are shown on the bar, not printed
+    assert "(k=2 trials)" not in text  # fit starts are shown on the bar, not printed
     assert "zinc_testosterone: fitted in 0.2 s" in text
 
 
@@ -42,7 +44,7 @@ def test_quiet_and_verbose() -> None:
     assert "skipped" not in quiet and "fitted in" not in quiet
     assert "failed: ValueError: boom" in quiet  # problems are always printed
     _, verbose = _run(VERBOSE)
-    assert "magnesium_insulin/homa_ir: random_effects (k=2)" in verbose
+    assert "magnesium_insulin/homa_ir: random_effects (k=2 trials)" in verbose
 
 
 def test_unknown_base_is_a_one_line_error(tmp_path: object) -> None:

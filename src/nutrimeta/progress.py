@@ -23,9 +23,21 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-FIT_START = re.compile(r"^\s+(?P<what>[\w.-]+/[\w.-]+: \w+) \(k=(?P<k>\d+)\)$")
+FIT_START = re.compile(r"^\s+(?P<what>[\w.-]+/[\w.-]+: \w+) \(k=(?P<k>\d+) trials?\)$")
 FIT_END = re.compile(r"^\s+(?P<what>[\w.-]+/[\w.-]+: \w+) (?P<status>skipped|failed): "
                      r"(?P<reason>.*)$")
+
+
+
+def fit_start_line(evidence_base: str, outcome: str, kind: str, k_trials: int) -> str:
+    """The fit stage's line announcing a model fit (parsed back by :data:`FIT_START`)."""
+    return f"  {evidence_base}/{outcome}: {kind} (k={k_trials} trial{'s' if k_trials != 1 else ''})"
+
+
+def fit_end_line(evidence_base: str, outcome: str, kind: str, status: str, reason: str) -> str:
+    """The fit stage's line for a model that was skipped or failed (see :data:`FIT_END`)."""
+    return f"  {evidence_base}/{outcome}: {kind} {status}: {reason}"
+
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 

@@ -28,6 +28,7 @@ from nutrimeta.models import frequentist
 from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.next_trial import next_trial_entry
 from nutrimeta.priors import sampled_priors
+from nutrimeta.progress import fit_end_line, fit_start_line
 from nutrimeta.results import (
     VERDICT_RULE,
     Bundle,
@@ -394,7 +395,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         # the moderator models keep each contrast as its unit (its own baseline status)
         data = every if kind == "all_evidence" else rct if kind == "random_effects" \
             else contrasts
-        log(f"  {spec.evidence_base}/{o.id}: {kind} (k={n_trials(data)} trials)")
+        log(fit_start_line(spec.evidence_base, o.id, kind, n_trials(data)))
         try:
             entry["models"][kind] = bayes_entry(kind, data, spec, o, fits_dir / o.id, provenance)
         except Exception as exc:  # a failing fit is reported, never silently dropped
@@ -403,7 +404,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                 reason=f"{type(exc).__name__}: {exc}", k=len(data))
         done = entry["models"][kind]
         if done.status != "ok":
-            log(f"  {spec.evidence_base}/{o.id}: {kind} {done.status}: {done.reason or ''}")
+            log(fit_end_line(spec.evidence_base, o.id, kind, done.status, done.reason or ""))
     if post is not None:
         sens = sensitivity.prior_sensitivity(rct, list(spec.sensitivity.tau_priors),
                                              o.mu_prior_sd, o.mid, o.beneficial)
