@@ -109,6 +109,10 @@ def _every_relation(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def test_render_with_every_probability_relation(tmp_path: Path) -> None:
     bundle = _every_relation(_bundle())
+    # enough trials for the small-study section to be shown (it is withheld below 10)
+    from nutrimeta.report.summary import MIN_TRIALS_FUNNEL
+
+    bundle["outcomes"]["total_testosterone"]["k"] = MIN_TRIALS_FUNNEL
     path = tmp_path / "results" / "zinc_testosterone.json"
     path.parent.mkdir()
     path.write_text(json.dumps(bundle), encoding="utf-8")
