@@ -139,7 +139,8 @@ def all_reports_for_outcome(
         ``unit_sd`` (required: the outcome's unit SD on its analysis scale; for ROM a typical
         coefficient of variation, for SMD 1), optional prior multiples ``mu_sd``,
         ``tau_scale``, ``log_sd_sd``, ``log_sd_spread``, ``learn_sd``; ``method``
-        (``"sample"``, default, or ``"grid"``, which needs ``learn_sd = False``); ``sampler``
+        (``"sample"``, default, or ``"grid"``, which needs ``learn_sd = False``; ``grid``:
+        optional ``n_mu``, ``n_tau``, ``n_sd`` of :func:`grid_posterior`); ``sampler``
         (:class:`~nutrimeta.models.fitting.SamplerSettings`) and ``seed``; for sensitivity
         analyses ``exclude_routes`` (routes left out), ``exclude_assumed_allocation`` and
         ``leave_out`` (a trial id).
@@ -234,7 +235,7 @@ def all_reports_for_outcome(
     if not contribs:
         return result
     if spec_outcome.get("method", "sample") == "grid":
-        g = grid_posterior(contribs, priors)
+        g = grid_posterior(contribs, priors, **dict(spec_outcome.get("grid", {})))
         result["posterior"] = {**g.summary(), "method": "grid"}
     else:
         sampler = spec_outcome.get("sampler") or PARTIAL_SAMPLER
