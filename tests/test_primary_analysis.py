@@ -20,7 +20,8 @@ from nutrimeta.analysis_results import AnalysisResult
 from nutrimeta.effects import EffectSettings, compute_effects
 from nutrimeta.models.fitting import save_posterior
 from nutrimeta.report import summary as summ
-from nutrimeta.report.render import headline, primary_analysis_text
+from nutrimeta.report.calibration import primary_analysis_text
+from nutrimeta.report.render import headline
 from nutrimeta.report.tables import analyses_side_by_side, fragile_text
 from nutrimeta.results import VERDICT_RULE, Bundle, ModelResult
 from nutrimeta.spec import ClaimSpec, OutcomeSpec, TauPriorSpec, load_spec
