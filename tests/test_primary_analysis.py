@@ -80,6 +80,11 @@ def test_verdict_follows_the_declared_primary_analysis(tmp_path: Path, primary: 
     (opp,) = claim_entries(spec, {"x": oc})  # type: ignore[arg-type]
     if primary == "all_reports":
         assert opp.probability == pytest.approx(0.03) and opp.verdict == "not supported"
+        # a verdict that hangs on one rescued row says so, and keeps the rule's verdict
+        oc.analyses["all_reports"].fragile = ["rescued1"]
+        spec.claims = (claim,)
+        (frag,) = claim_entries(spec, {"x": oc})  # type: ignore[arg-type]
+        assert frag.verdict == "supported" and "rescued1" in (frag.why or "")
 
 
 def test_spec_declares_primary_analysis(tmp_path: Path) -> None:
@@ -219,3 +224,38 @@ def test_single_trial_headline_is_not_called_pooled() -> None:
     assert "not a pooled result" in text and "pooled MD" not in text
     o.update(k=3)
     assert "pooled" in headline(Bundle.model_validate(raw), "free_testosterone")["text"]
+
+
+@pytest.mark.slow  # about 2 min: the all-reports analysis and its variations for every outcome
+def test_shipped_outcomes_carry_all_reports_sensitivity() -> None:
+    from nutrimeta.effect_table import effects_for_spec
+    from nutrimeta.spec import load_specs
+    from nutrimeta.validate import load_evidence
+
+    ev = load_evidence(ROOT / "data")
+    ok = 0
+    for spec in load_specs(ROOT / "analyses"):
+        effects = effects_for_spec(ev, spec)
+        other = {p: effects_for_spec(ev, spec, unlabelled=p)
+                 for p in spec.sensitivity.unlabelled_spread if p != spec.unlabelled_spread}
+        for o in spec.outcomes:
+            entry = {"studies": [], "k_trials": 0, "n_randomised": None,
+                     "models": {"exact": ModelResult(model="exact", description="",
+                                                     status="skipped", k=0)}}
+            ar = AnalysisResult.model_validate(
+                analyses_entry(entry, o, effects, effects.iloc[:0], spec.seed,
+                               other)["all_reports"])
+            if ar.status != "ok" or ar.mu is None:
+                assert not ar.sensitivity, o.id
+                continue
+            ok += 1
+            trials = {c.study_id for c in ar.contributions}
+            loo = [v for v in ar.sensitivity if v.kind == "leave_one_out"]
+            assert {v.label.removeprefix("without ") for v in loo} == trials, o.id
+            assert all(v.k_trials == ar.k_trials - 1 for v in loo), o.id
+            kinds = {v.kind for v in ar.sensitivity}
+            assert {"route", "assumption", "prior"} <= kinds, o.id
+            assert ("unlabelled_spread" in kinds) == bool(other), o.id
+            assert set(ar.fragile) <= {c.study_id for c in ar.contributions
+                                       if c.route != "full"}, o.id
+    assert ok >= 8

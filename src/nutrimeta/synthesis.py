@@ -637,6 +637,9 @@ def primary_analysis_claim(c: Any, oc: OutcomeResult, primary: str) -> ClaimResu
     pb = a.mu.p_benefit.value
     prob = round(pb if c.direction == oc.beneficial else 1.0 - pb, 4)
     verdict, why = VERDICT_RULE.verdict(prob, a.k_trials)
+    if a.fragile and c.direction == oc.beneficial:  # the verdict stands; say what it hangs on
+        why = "; ".join(filter(None, [why, "leaving out any one rescued row of "
+                                      + ", ".join(a.fragile) + " changes it"]))
     est = Summary(mean=a.mu.mean, q025=a.mu.q025, q975=a.mu.q975)
     return ClaimResult(**row, probability=prob, estimate=est, verdict=verdict, why=why)
 

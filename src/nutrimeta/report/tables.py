@@ -141,10 +141,13 @@ def fragile_text(outcome: OutcomeResult) -> str | None:
     a = (outcome.analyses or {}).get("all_reports")
     if a is None or not a.fragile:
         return None
-    names = ", ".join(a.fragile)
-    return (f"This answer hangs on one rescued row: {names}. Leaving "
-            f"{'it' if len(a.fragile) == 1 else 'any one of them'} out moves the probability "
-            "of benefit across a level of the verdict rule (see the sensitivity table).")
+    if len(a.fragile) == 1:
+        return (f"This answer hangs on one rescued row: {a.fragile[0]}. Leaving it out moves "
+                "the probability of benefit across a level of the verdict rule (see the "
+                "sensitivity table).")
+    return (f"This answer hangs on single rescued rows: leaving out any one of "
+            f"{', '.join(a.fragile[:-1])} or {a.fragile[-1]} moves the probability of benefit "
+            "across a level of the verdict rule (see the sensitivity table).")
 
 
 def pooled_results(bundle: Bundle) -> pd.DataFrame:
