@@ -222,6 +222,14 @@ def test_single_trial_headline_is_not_called_pooled() -> None:
     trial = arms[0]["study_id"]
     assert text.startswith(f"one trial ({trial}, 2 arms against its control)")
     assert "not a pooled result" in text and "pooled MD" not in text
+    # the trial's own estimate across its arms, not a random-effects posterior over one trial
+    o["analyses"] = {"conventional": {
+        "k_trials": 1, "single_trial": True,
+        "mu": {"mean": 0.047, "q025": -0.102, "q975": 0.196,
+               "p_benefit": {"quantity": "mu", "relation": ">", "threshold": 0.0,
+                             "value": 0.731}}}}
+    text = headline(Bundle.model_validate(raw), "free_testosterone")["text"]
+    assert "0.05 (-0.10 to 0.20)" in text and "P(mu > 0) = 0.73" in text
     o.update(k=3)
     assert "pooled" in headline(Bundle.model_validate(raw), "free_testosterone")["text"]
 

@@ -165,17 +165,22 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
         return out
     mid, m = pm
     mu = m.parameters["mu"]
-    if o.k == 1:  # one trial with its arms: its own estimate, never "pooled"
+    p_benefit = o.benefit_probability(m)
+    if o.k == 1:  # one trial with its arms: its own estimate (GLS across arms), never pooled
+        conv = (o.analyses or {}).get("conventional")
+        if conv is not None and conv.mu is not None:
+            mu, p_benefit = conv.mu, conv.mu.p_benefit.value
         arms = len(o.studies)
         trial = o.studies[0].study_id if o.studies else "one trial"
-        parts.append(f"one trial ({trial}{f', {arms} arms against its control' if arms > 1 else ''}"
-                     f"): {o.measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
-                     f"(95% interval; n = {fmt_int(o.n_participants)}); not a pooled result")
+        with_arms = f", {arms} arms against its control" if arms > 1 else ""
+        parts.append(f"one trial ({trial}{with_arms}): {o.measure} {fmt_estimate(mu)}"
+                     f"{' ' + unit if unit else ''} (95% interval; "
+                     f"n = {fmt_int(o.n_participants)}); not a pooled result")
     else:
         parts.append(f"pooled {o.measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
                      f"(95% CrI; {mid}, k = {fmt_int(o.k)}, "
                      f"n = {fmt_int(o.n_participants)})")
-    parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(o.benefit_probability(m))}")
+    parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(p_benefit)}")
     for model in o.models.values():
         p = model.parameters
         if model.ok and "effect_deficient" in p and "effect_replete" in p:
