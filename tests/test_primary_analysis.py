@@ -234,7 +234,7 @@ def test_single_trial_headline_is_not_called_pooled() -> None:
     assert "pooled" in headline(Bundle.model_validate(raw), "free_testosterone")["text"]
 
 
-@pytest.mark.slow  # about 2 min: the all-reports analysis and its variations for every outcome
+@pytest.mark.slow  # about 70 s: the all-reports analysis and its variations for every outcome
 def test_shipped_outcomes_carry_all_reports_sensitivity() -> None:
     from nutrimeta.effect_table import effects_for_spec
     from nutrimeta.spec import load_specs
