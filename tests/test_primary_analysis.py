@@ -134,6 +134,11 @@ def test_bottom_line_follows_the_primary_analysis() -> None:
     text = summ.outcome_sentence(b, "free_testosterone", "low")
     assert text.startswith("Zinc may raise free testosterone: difference 0.5")
     assert "5 randomised trials counting partial reports (300 participants)" in text
+    b.outcomes["free_testosterone"].analyses["all_reports"].fragile = ["rescued1"]
+    b.outcomes["free_testosterone"].analyses["all_reports"].n_randomised = None
+    text = summ.outcome_sentence(b, "free_testosterone", "low")
+    assert "participants not known for every trial" in text
+    assert "hangs on one rescued row (rescued1)" in text
     b.spec.primary_analysis = "conventional"
     assert "counting partial reports" not in summ.outcome_sentence(b, "free_testosterone",
                                                                    "low")

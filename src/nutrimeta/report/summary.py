@@ -99,8 +99,13 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
             and primary.status == "ok" and primary.mu is not None):
         # the verdict follows the declared primary analysis (every report by its route)
         k, p, eff = primary.k_trials, primary.mu.p_benefit.value, effect_text(o, primary.mu)
-        trials = (f"{k} randomised trial{'s' if k != 1 else ''} counting partial reports "
-                  f"({fmt_int(primary.n_randomised)} participants)")
+        n = (f"{fmt_int(primary.n_randomised)} participants" if primary.n_randomised
+             is not None else "participants not known for every trial")
+        trials = f"{k} randomised trial{'s' if k != 1 else ''} counting partial reports ({n})"
+        if primary.fragile:
+            trials += (f"; the answer hangs on single rescued rows ({', '.join(primary.fragile)})"
+                       if len(primary.fragile) > 1 else
+                       f"; the answer hangs on one rescued row ({primary.fragile[0]})")
         if k < rule.min_trials:
             return f"{trials}: too few to say whether {nutrient} {_verb(o)} {label_l}{cert}."
         return _verdict_sentence(o, nutrient, label_l, p, eff, trials, certainty, rule)
