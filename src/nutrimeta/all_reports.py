@@ -44,6 +44,7 @@ __all__ = [
     "all_reports_for_outcome",
     "all_reports_sensitivity",
     "cell_from_effect_row",
+    "fragile_rows",
 ]
 
 RANDOMISED = ("parallel_rct", "crossover_rct")
@@ -138,7 +139,8 @@ def all_reports_for_outcome(
         ``unit_sd`` (required: the outcome's unit SD on its analysis scale; for ROM a typical
         coefficient of variation, for SMD 1), optional prior multiples ``mu_sd``,
         ``tau_scale``, ``log_sd_sd``, ``log_sd_spread``, ``learn_sd``; ``method``
-        (``"sample"``, default, or ``"grid"``, which needs ``learn_sd = False``); ``sampler``
+        (``"sample"``, default, or ``"grid"``, which needs ``learn_sd = False``; ``grid``:
+        optional ``n_mu``, ``n_tau``, ``n_sd`` of :func:`grid_posterior`); ``sampler``
         (:class:`~nutrimeta.models.fitting.SamplerSettings`) and ``seed``; for sensitivity
         analyses ``exclude_routes`` (routes left out), ``exclude_assumed_allocation`` and
         ``leave_out`` (a trial id).
@@ -233,7 +235,7 @@ def all_reports_for_outcome(
     if not contribs:
         return result
     if spec_outcome.get("method", "sample") == "grid":
-        g = grid_posterior(contribs, priors)
+        g = grid_posterior(contribs, priors, **dict(spec_outcome.get("grid", {})))
         result["posterior"] = {**g.summary(), "method": "grid"}
     else:
         sampler = spec_outcome.get("sampler") or PARTIAL_SAMPLER
@@ -299,6 +301,33 @@ def all_reports_sensitivity(
             out["hangs_on_single_rescued_row"].append(
                 {"study_id": trial, "route": routes[trial], "P(mu > 0)": p0,
                  "P(mu > 0) without it": p1})
+    return out
+
+
+def fragile_rows(sens: Mapping[str, Any], levels: tuple[float, ...],
+                 benefit_sign: int) -> list[str]:
+    """Trials entering by a partial route (not ``full``) whose removal alone moves P(benefit)
+    across one of ``levels`` (e.g. the verdict rule's probability levels).
+
+    ``sens`` is the output of :func:`all_reports_sensitivity`; ``benefit_sign`` is +1 when an
+    increase is the benefit, -1 when a decrease is.
+    """
+    post = sens["main"]["posterior"]
+    if post is None:
+        return []
+
+    def p_benefit(p_gt_0: float) -> float:
+        return p_gt_0 if benefit_sign > 0 else 1.0 - p_gt_0
+
+    p0 = p_benefit(post["P(mu > 0)"])
+    routes = {c["study_id"]: c["route"] for c in sens["main"]["contributions"]}
+    out = []
+    for trial, res in sens["leave_one_out"].items():
+        if routes.get(trial, "full") == "full" or res["P(mu > 0)"] is None:
+            continue
+        p1 = p_benefit(res["P(mu > 0)"])
+        if any((p0 >= lev) != (p1 >= lev) for lev in levels):
+            out.append(trial)
     return out
 
 

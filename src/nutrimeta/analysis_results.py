@@ -13,7 +13,14 @@ from pydantic import Field
 
 from nutrimeta.records import Probability, Record
 
-__all__ = ["AnalysisMu", "AnalysisResult", "ContributionRow", "NotUsedRow", "Route"]
+__all__ = [
+    "AnalysisMu",
+    "AnalysisResult",
+    "AnalysisVariant",
+    "ContributionRow",
+    "NotUsedRow",
+    "Route",
+]
 
 Route = Literal["full", "se_from_p", "latent_sd", "censored_threshold", "censored_ns", "sign"]
 
@@ -46,6 +53,16 @@ class NotUsedRow(Record):
     reason: str
 
 
+class AnalysisVariant(Record):
+    """The all-reports analysis under one variation (a route, an assumption or a trial left
+    out; the log-SD prior spread scaled; another reading of a bare "±")."""
+
+    label: str
+    kind: Literal["route", "assumption", "prior", "leave_one_out", "unlabelled_spread"]
+    k_trials: int
+    mu: AnalysisMu | None = None
+
+
 class AnalysisResult(Record):
     """One declared analysis of an outcome (``conventional`` or ``all_reports``)."""
 
@@ -63,5 +80,10 @@ class AnalysisResult(Record):
     not_used: list[NotUsedRow] = Field(default_factory=list)
     #: Trials per route (all-reports analysis).
     routes: dict[str, int] = Field(default_factory=dict)
+    #: The analysis under each variation (all-reports analysis).
+    sensitivity: list[AnalysisVariant] = Field(default_factory=list)
+    #: Trials entering by a partial route (a rescued row) whose removal alone moves
+    #: P(benefit) across a level of the verdict rule: the answer hangs on that row.
+    fragile: list[str] = Field(default_factory=list)
 
 

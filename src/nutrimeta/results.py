@@ -425,6 +425,8 @@ class SpecRecord(Record):
     claims: list[ClaimSpecRecord] = Field(default_factory=list)
     bias_prior_sd: float | None = None
     design_extra_sd: float | None = None
+    #: The analysis whose ``mu`` posterior the verdicts use.
+    primary_analysis: Literal["all_reports", "conventional"] = "all_reports"
 
     def outcome(self, outcome_id: str) -> OutcomeSpecRecord:
         """The spec of one outcome (KeyError naming it if absent)."""

@@ -32,6 +32,9 @@ MODEL_KINDS = (
 #: Readings of a dispersion printed as a bare "±".
 UNLABELLED_READINGS = ("sd", "se", "exclude")
 
+#: Declared analyses of each outcome; the spec names the one the verdicts use.
+ANALYSES = ("all_reports", "conventional")
+
 
 class SpecError(ValueError):
     """An analysis spec is malformed; the message names the file and the key."""
@@ -157,6 +160,8 @@ class AnalysisSpec:
     claims: tuple[ClaimSpec, ...]
     bias_prior_sd: float
     design_extra_sd: float
+    #: The analysis whose ``mu`` posterior the verdicts use (chosen by the calibration study).
+    primary_analysis: str = "all_reports"
     source_text: str = field(repr=False, compare=False, default="")
 
     @property
@@ -216,6 +221,12 @@ class _AnalysisToml(_Toml):
     title: str
     question: str
     seed: int
+    primary_analysis: str = "all_reports"
+
+    @field_validator("primary_analysis")
+    @classmethod
+    def _primary(cls, v: str) -> str:
+        return _one_of(v, ANALYSES, "primary_analysis")
 
     @field_validator("evidence_base")
     @classmethod
@@ -470,7 +481,7 @@ def load_spec(path: Path | str) -> AnalysisSpec:
                                model=c.model, threshold=c.threshold, direction=c.direction)
                      for c in t.claims),
         bias_prior_sd=t.design.bias_prior_sd, design_extra_sd=t.design.extra_sd,
-        source_text=text)
+        primary_analysis=t.analysis.primary_analysis, source_text=text)
     for c in spec.claims:
         if c.outcome not in {o.id for o in spec.outcomes}:
             raise SpecError(f"{w} [[claims]]: outcome {c.outcome!r} is not analysed")

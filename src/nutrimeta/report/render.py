@@ -32,6 +32,7 @@ from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
 from nutrimeta.report import summary as summ
 from nutrimeta.report import tables as tbl
+from nutrimeta.report.calibration import find_calibration, primary_analysis_text
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
 from nutrimeta.results import (
     Bundle,
@@ -164,10 +165,22 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
         return out
     mid, m = pm
     mu = m.parameters["mu"]
-    parts.append(f"pooled {o.measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
-                 f"(95% CrI; {mid}, k = {fmt_int(o.k)}, "
-                 f"n = {fmt_int(o.n_participants)})")
-    parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(o.benefit_probability(m))}")
+    p_benefit = o.benefit_probability(m)
+    if o.k == 1:  # one trial with its arms: its own estimate (GLS across arms), never pooled
+        conv = (o.analyses or {}).get("conventional")
+        if conv is not None and conv.mu is not None:
+            mu, p_benefit = conv.mu, conv.mu.p_benefit.value
+        arms = len(o.studies)
+        trial = o.studies[0].study_id if o.studies else "one trial"
+        with_arms = f", {arms} arms against its control" if arms > 1 else ""
+        parts.append(f"one trial ({trial}{with_arms}): {o.measure} {fmt_estimate(mu)}"
+                     f"{' ' + unit if unit else ''} (95% interval; "
+                     f"n = {fmt_int(o.n_participants)}); not a pooled result")
+    else:
+        parts.append(f"pooled {o.measure} {fmt_estimate(mu)}{' ' + unit if unit else ''} "
+                     f"(95% CrI; {mid}, k = {fmt_int(o.k)}, "
+                     f"n = {fmt_int(o.n_participants)})")
+    parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(p_benefit)}")
     for model in o.models.values():
         p = model.parameters
         if model.ok and "effect_deficient" in p and "effect_replete" in p:
@@ -187,11 +200,13 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
     return out
 
 
-def methods_text(bundle: Bundle, effects: pd.DataFrame) -> list[str]:
-    """Methods paragraphs generated from the analysis spec and the bundle."""
+def methods_text(bundle: Bundle, effects: pd.DataFrame,
+                 calibration: Mapping[str, Any] | None = None) -> list[str]:
+    """Methods paragraphs generated from the analysis spec and the bundle; ``calibration``
+    is the calibration study's results (``benchmarks/calibration.json``)."""
     spec = bundle.spec
     prov = bundle.provenance
-    paras: list[str] = []
+    paras: list[str] = [primary_analysis_text(spec.primary_analysis, calibration)]
     measures = "; ".join(f"{o.label}: {o.measure}"
                          f"{' in ' + o.effect_unit if o.effect_unit else ''}"
                          for o in bundle.outcomes.values())
@@ -329,7 +344,8 @@ POOLED_LABELS = {"q025": "2.5%", "q975": "97.5%"}
 def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
            out: Path, search_log: Path | None = None,
-           check_findings: Path | None = None) -> dict[str, Any]:
+           check_findings: Path | None = None,
+           calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
     base = bundle.evidence_base
     fig_dir = out / "figures"
@@ -460,9 +476,16 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                 f"No funnel plot or small-study test: {o.k} trial{'s' if o.k != 1 else ''}; "
                 f"both need at least {summ.MIN_TRIALS_FUNNEL} trials to say anything "
                 "(Cochrane Handbook, section 13.3.5.4)."),
-            "analyses": tbl.display_frame(tbl.analyses_side_by_side(outcome), labels={
-                "k_trials": "k trials", "n_randomised": "n", "estimate": "mu (95% interval)",
-                "p_benefit": "P(benefit)"}),
+            "analyses": tbl.display_frame(
+                tbl.analyses_side_by_side(outcome, bundle.spec.primary_analysis), labels={
+                    "k_trials": "k trials", "n_randomised": "n",
+                    "estimate": "mu (95% interval)", "p_benefit": "P(benefit)"}),
+            "analyses_sensitivity": tbl.display_frame(
+                tbl.all_reports_sensitivity(outcome), labels={
+                    "k_trials": "k trials", "estimate": "mu (95% interval)",
+                    "p_benefit": "P(benefit)"}),
+            "fragile": tbl.fragile_text(outcome),
+            "single_trial": outcome.k == 1,
             "figures": ofigs,
         })
 
@@ -505,7 +528,7 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "not_poolable": tbl.display_frame(_with_labels(frames["not_poolable"], bundle)),
         "syntheses": tbl.display_frame(frames["published_syntheses"]),
         "diagnostics": tbl.display_frame(frames["diagnostics"]),
-        "methods": methods_text(bundle, effects),
+        "methods": methods_text(bundle, effects, calibration),
         "provenance": provenance_rows(bundle, bundle_name),
         "citation": citation, "moderator": clean_json(mod),
         "outcome_labels": {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
@@ -558,8 +581,11 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
+        cal_path = find_calibration(bundle_path.parent)
+        calibration = (json.loads(cal_path.read_text(encoding="utf-8"))
+                       if cal_path is not None else None)
         ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp,
-                     search_log, check_findings)
+                     search_log, check_findings, calibration)
         ctx["extra_sections"] = [
             {"id": sid, "title": title, "markdown": body,
              "html": markdown.markdown(body, extensions=["tables"])}

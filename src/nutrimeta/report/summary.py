@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from nutrimeta.analysis_results import AnalysisMu
 from nutrimeta.report.fmt import fmt, fmt_int
 from nutrimeta.results import Bundle, ModelResult, OutcomeResult
 from nutrimeta.schema import REASON_CODES
@@ -45,9 +46,10 @@ def natural_unit(outcome: OutcomeResult) -> str:
     return "percentage points" if outcome.effect_unit == "%" else outcome.effect_unit
 
 
-def effect_text(outcome: OutcomeResult, model: ModelResult) -> str:
-    """Pooled effect with its 95% credible interval in natural units, e.g. ``-0.7 %``."""
-    mu = model.parameters["mu"]
+def effect_text(outcome: OutcomeResult, model: ModelResult | AnalysisMu) -> str:
+    """Pooled effect with its 95% credible interval in natural units, e.g. ``-0.7 %``; from a
+    model's ``mu`` or an analysis's ``mu``."""
+    mu = model.parameters["mu"] if isinstance(model, ModelResult) else model
     unit = natural_unit(outcome)
     sep = "" if unit == "%" else " "
     mean, lo, hi = (natural(v, outcome.measure) for v in (mu.mean, mu.q025, mu.q975))
@@ -92,6 +94,21 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
     label_l = label[0].lower() + label[1:] if first[1:].islower() else label
     rule = bundle.verdict_rule
     cert = f"; {certainty} certainty" if certainty else ""
+    primary = (o.analyses or {}).get(bundle.spec.primary_analysis)
+    if (bundle.spec.primary_analysis == "all_reports" and primary is not None
+            and primary.status == "ok" and primary.mu is not None):
+        # the verdict follows the declared primary analysis (every report by its route)
+        k, p, eff = primary.k_trials, primary.mu.p_benefit.value, effect_text(o, primary.mu)
+        n = (f"{fmt_int(primary.n_randomised)} participants" if primary.n_randomised
+             is not None else "participants not known for every trial")
+        trials = f"{k} randomised trial{'s' if k != 1 else ''} counting partial reports ({n})"
+        if primary.fragile:
+            trials += (f"; the answer hangs on single rescued rows ({', '.join(primary.fragile)})"
+                       if len(primary.fragile) > 1 else
+                       f"; the answer hangs on one rescued row ({primary.fragile[0]})")
+        if k < rule.min_trials:
+            return f"{trials}: too few to say whether {nutrient} {_verb(o)} {label_l}{cert}."
+        return _verdict_sentence(o, nutrient, label_l, p, eff, trials, certainty, rule)
     if o.k == 0:
         return (f"No randomised trial reported {label_l} with numbers that can be pooled "
                 f"(0 poolable trials): no estimate{cert and '; certainty not assessable'}.")
@@ -104,18 +121,25 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
     if o.k < rule.min_trials:
         return (f"{trials_text(o)}: too few to say whether {nutrient} {_verb(o)} "
                 f"{label_l}{cert}.")
-    eff = effect_text(o, m)
+    return _verdict_sentence(o, nutrient, label_l, p, effect_text(o, m), trials_text(o),
+                             certainty, rule)
+
+
+def _verdict_sentence(o: OutcomeResult, nutrient: str, label_l: str, p: float, eff: str,
+                      trials: str, certainty: str | None, rule: Any) -> str:
+    """The plain sentence for an outcome with enough trials, by the verdict rule's levels."""
+    cert = f"; {certainty} certainty" if certainty else ""
     if p >= rule.supported_at:
         hedge = CERTAINTY_WORDS.get(certainty or "", "")
-        lead = (f"{nutrient.capitalize()} {hedge}{_verb(o)} {label_l}" if certainty != "very low"
+        verb = _verb(o)[:-1] if hedge == "may " else _verb(o)  # "may raise", "probably raises"
+        lead = (f"{nutrient.capitalize()} {hedge}{verb} {label_l}" if certainty != "very low"
                 else f"{nutrient.capitalize()} may {_verb(o)[:-1]} {label_l}, but the evidence "
                 "is very uncertain")
-        return f"{lead}: {eff}; {trials_text(o)}{cert}."
+        return f"{lead}: {eff}; {trials}{cert}."
     if p < rule.not_supported_below:
         return (f"The trials do not show that {nutrient} {_verb(o)} {label_l}: {eff}; "
-                f"{trials_text(o)}{cert}.")
-    return (f"It is uncertain whether {nutrient} {_verb(o)} {label_l}: {eff}; "
-            f"{trials_text(o)}{cert}.")
+                f"{trials}{cert}.")
+    return f"It is uncertain whether {nutrient} {_verb(o)} {label_l}: {eff}; {trials}{cert}."
 
 
 def _moderator_models(o: OutcomeResult) -> list[tuple[str, ModelResult]]:

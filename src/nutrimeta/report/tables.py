@@ -91,10 +91,12 @@ ANALYSIS_LABELS = {"conventional": "conventional (complete reports)",
 ROUTES = ("full", "se_from_p", "latent_sd", "censored_threshold", "censored_ns", "sign")
 
 
-def analyses_side_by_side(outcome: OutcomeResult) -> pd.DataFrame:
+def analyses_side_by_side(outcome: OutcomeResult, primary: str | None = None
+                          ) -> pd.DataFrame:
     """The declared analyses of one outcome side by side: trials, participants, the estimate
     of ``mu`` with its 95% interval, P(benefit) and the contributing cells by route. A single
-    trial is shown as that trial with its arms, never as a pooled result."""
+    trial is shown as that trial with its arms, never as a pooled result. The ``primary``
+    analysis (the one the verdicts use) is marked."""
     cols = ["analysis", "k_trials", "n_randomised", "estimate", "p_benefit",
             *(f"n_{r}" for r in ROUTES), "not_used"]
     rows = []
@@ -108,12 +110,44 @@ def analyses_side_by_side(outcome: OutcomeResult) -> pd.DataFrame:
             if a.single_trial:
                 estimate = f"one trial with its arms: {estimate}"
         by_route = {r: sum(1 for c in a.contributions if c.route == r) for r in ROUTES}
-        rows.append({"analysis": ANALYSIS_LABELS.get(name, name), "k_trials": a.k_trials,
+        label = ANALYSIS_LABELS.get(name, name)
+        if name == primary:
+            label += " [primary: used for the verdicts]"
+        rows.append({"analysis": label, "k_trials": a.k_trials,
                      "n_randomised": a.n_randomised, "estimate": estimate,
                      "p_benefit": None if a.mu is None else a.mu.p_benefit.value,
                      **{f"n_{r}": n for r, n in by_route.items()},
                      "not_used": len(a.not_used)})
     return pd.DataFrame(rows, columns=cols)
+
+
+def all_reports_sensitivity(outcome: OutcomeResult) -> pd.DataFrame:
+    """The all-reports analysis of one outcome under each variation: trials, ``mu`` with its
+    95% interval and P(benefit); empty when the analysis was not run."""
+    cols = ["variation", "k_trials", "estimate", "p_benefit"]
+    a = (outcome.analyses or {}).get("all_reports")
+    if a is None or a.status != "ok":
+        return pd.DataFrame(columns=cols)
+    rows = [{"variation": v.label, "k_trials": v.k_trials,
+             "estimate": "no contributing trial" if v.mu is None
+             else fmt_estimate(v.mu.model_dump()),
+             "p_benefit": None if v.mu is None else v.mu.p_benefit.value}
+            for v in a.sensitivity]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fragile_text(outcome: OutcomeResult) -> str | None:
+    """A sentence naming the rescued rows the all-reports answer hangs on, or None."""
+    a = (outcome.analyses or {}).get("all_reports")
+    if a is None or not a.fragile:
+        return None
+    if len(a.fragile) == 1:
+        return (f"This answer hangs on one rescued row: {a.fragile[0]}. Leaving it out moves "
+                "the probability of benefit across a level of the verdict rule (see the "
+                "sensitivity table).")
+    return (f"This answer hangs on single rescued rows: leaving out any one of "
+            f"{', '.join(a.fragile[:-1])} or {a.fragile[-1]} moves the probability of benefit "
+            "across a level of the verdict rule (see the sensitivity table).")
 
 
 def pooled_results(bundle: Bundle) -> pd.DataFrame:
