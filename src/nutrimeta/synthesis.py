@@ -535,7 +535,7 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
         ar["method"] = post.get("method", "grid")
         ar["sensitivity"] = all_reports_sensitivity_rows(sens, o, settings,
                                                          unlabelled_effects or {})
-        ar["fragile"] = fragile_rows(sens, VERDICT_LEVELS, benefit_sign(o.beneficial))
+        ar["fragile"] = fragile_rows(sens, VERDICT_LEVELS, int(benefit_sign(o.beneficial)))
     return {**out, "all_reports": ar}
 
 
@@ -625,7 +625,7 @@ def primary_analysis_claim(c: Any, oc: OutcomeResult, primary: str) -> ClaimResu
     the one P(benefit) is stated at."""
     if c.quantity != "mu" or primary == "conventional" or oc.analyses is None:
         return None
-    a = oc.analyses.get(primary)
+    a = oc.analyses.get("all_reports")  # the only other primary analysis
     if a is None or c.direction not in ("increase", "decrease") or c.threshold != 0:
         return None
     row: dict[str, Any] = {"claim": c.text, "outcome": c.outcome, "model": primary,

@@ -28,6 +28,7 @@ import yaml
 from markupsafe import Markup
 
 import nutrimeta
+from nutrimeta.analysis_results import AnalysisMu
 from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
 from nutrimeta.report import summary as summ
@@ -37,6 +38,7 @@ from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fm
 from nutrimeta.results import (
     Bundle,
     ReportResults,
+    Summary,
     clean_json,
     load_bundle,
     load_cross,
@@ -164,7 +166,7 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
                        "No model could be summarised for this outcome (see diagnostics).")
         return out
     mid, m = pm
-    mu = m.parameters["mu"]
+    mu: Summary | AnalysisMu = m.parameters["mu"]
     p_benefit = o.benefit_probability(m)
     if o.k == 1:  # one trial with its arms: its own estimate (GLS across arms), never pooled
         conv = (o.analyses or {}).get("conventional")
