@@ -30,7 +30,10 @@ from markupsafe import Markup
 import nutrimeta
 from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
+from nutrimeta.report import forest
+from nutrimeta.report import references as refs
 from nutrimeta.report import summary as summ
+from nutrimeta.report import synthesis_without_ma as swim
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
 from nutrimeta.results import (
@@ -329,7 +332,8 @@ POOLED_LABELS = {"q025": "2.5%", "q975": "97.5%"}
 def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
            out: Path, search_log: Path | None = None,
-           check_findings: Path | None = None) -> dict[str, Any]:
+           check_findings: Path | None = None,
+           references_bib: Path | None = None) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
     base = bundle.evidence_base
     fig_dir = out / "figures"
@@ -388,11 +392,14 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
 
         unit = o.effect_unit
         with figs.figure_style():
-            add(figs.forest(o, pmodel, label), "forest",
-                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}). "
-                "Observed effects with 95% confidence intervals (marker size = weight, shape = "
-                "design, open = non-randomised), shrunken trial estimates with 95% credible "
-                "intervals, pooled mean (diamond, 95% CrI) and 95% prediction interval.")
+            add(forest.forest_plot(o, oid, effects, label), "forest",
+                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}): one "
+                "author-year label per trial with its arms (a shared control counted once), "
+                "per-arm mean (SD), n; observed effects with 95% confidence intervals (square "
+                "size = weight in the conventional analysis); reports that enter only the "
+                "all-reports analysis show their route; trials grouped by baseline status; "
+                "diamonds: pooled mean and 95% credible interval of the conventional and "
+                "all-reports analyses; heterogeneity from the frequentist REML fit.")
             line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
                               None)
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
@@ -466,6 +473,22 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             "figures": ofigs,
         })
 
+    swim_votes: list[tuple[str, swim.VoteCount]] = []
+    swim_figs: list[dict[str, Any]] = []
+    for oid, outcome in bundle.outcomes.items():
+        comps = swim.comparisons(outcome, oid, effects)
+        swim_votes.append((outcome.label, swim.vote_count(comps)))
+        with figs.figure_style():
+            fig = swim.albatross(comps, outcome.label)
+        if fig is not None:
+            saved = figs.save_figure(fig, fig_dir, f"albatross_{oid}")
+            saved["caption"] = swim.caption(comps, outcome.label)
+            swim_figs.append(saved)
+            figure_index.append({"outcome": oid, "name": saved["name"], "png": saved["png"],
+                                 "svg": saved["svg"], "caption": saved["caption"]})
+    frames["vote_count"] = swim.vote_count_frame(swim_votes)
+    references = refs.reference_list(studies, refs.read_bib(references_bib))
+
     for name, df in frames.items():
         atomic_write_text(tab_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
 
@@ -485,6 +508,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "failed_fits": failed,
         "figures": figure_index,
         "citation": {k: v for k, v in citation.items() if k != "found"},
+        "references": [{"key": r.key, "study_ids": list(r.study_ids), "text": r.text,
+                        "pmid": r.pmid, "doi": r.doi, "url": r.url} for r in references],
     }
     return {
         "bundle": bundle, "bundle_name": bundle_name, "base": base,
@@ -511,6 +536,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "outcome_labels": {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
                            **{oid: o.label for oid, o in bundle.outcomes.items()}},
         "derived": derived, "version": nutrimeta.__version__,
+        "swim": {"table": frames["vote_count"], "figures": swim_figs},
+        "references": references,
         "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
     }
 
@@ -520,7 +547,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
                          citation_path: Path | None = None,
                          extra_sections: Sequence[tuple[str, str, str]] = (),
                          search_log: Path | None = None,
-                         check_findings: Path | None = None) -> Path:
+                         check_findings: Path | None = None,
+                         references_bib: Path | None = None) -> Path:
     """Render the report of one evidence base from its saved results.
 
     Parameters
@@ -543,6 +571,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         flow diagram.
     check_findings
         ``build/check/findings.json`` from ``nutrimeta check``, shown in an appendix.
+    references_bib
+        The base's ``references.bib``: the reference list (with ``studies.csv``).
 
     Returns
     -------
@@ -559,7 +589,7 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp,
-                     search_log, check_findings)
+                     search_log, check_findings, references_bib)
         ctx["extra_sections"] = [
             {"id": sid, "title": title, "markdown": body,
              "html": markdown.markdown(body, extensions=["tables"])}
