@@ -202,20 +202,20 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
         a.set_ylim(-0.5, top + 0.6)
     ax.spines[["left", "top", "right"]].set_visible(False)
     ax.set_yticks([])
-    head = dict(fontsize=7.5, fontweight="bold", va="center")
+    head = dict(fontsize=8.5, fontweight="bold", va="center")
     ax_l.text(0.0, top, "Study / arm", **head)
     ax_l.text(0.44, top, "Supplement\nmean (SD), n", **head)
     ax_l.text(0.73, top, "Control\nmean (SD), n", **head)
     ax_r.text(0.03, top, "Effect (95% CI)", **head)
     ax_r.text(0.78, top, "Weight", **head)
-    txt = dict(fontsize=7.5, va="center")
+    txt = dict(fontsize=8.5, va="center")
     finite = [v for r in rows for v in (r.lo, r.hi) if math.isfinite(v)]
     finite += [v for _, a in diamonds for v in (a.mu.q025, a.mu.q975)]
     wmax = max([r.weight for r in rows if math.isfinite(r.weight)] or [1.0])
     y = top - 1.0
     for kind, item in lines:
         if kind == "status":
-            ax_l.text(0.0, y, f"Baseline status: {item}", fontsize=7.5, fontstyle="italic",
+            ax_l.text(0.0, y, f"Baseline status: {item}", fontsize=8.5, fontstyle="italic",
                       va="center")
         elif kind == "trial":
             ax_l.text(0.0, y, item.trial_label, fontweight="bold", **txt)
@@ -261,7 +261,7 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
     ax.axvline(0, color="#666666", lw=0.8, zorder=0)
     left, right = favours_labels(str(outcome.beneficial))
     unit = f", {outcome.effect_unit}" if outcome.effect_unit else ""
-    ax.set_xlabel(f"{outcome.measure}{unit}\n← {left}    {right} →", fontsize=7.5)
+    ax.set_xlabel(f"{outcome.measure}{unit}\n← {left}    {right} →", fontsize=8.5)
     fig.suptitle(f"{label}: forest plot", x=0.01, ha="left", fontsize=10)
     return fig
 
