@@ -175,3 +175,37 @@ def test_reference_list_joins_bib_and_studies(tmp_path: Path) -> None:
     assert smith.text == "Smith, Muller et al. (2010). Zinc and Testosterone. J Test 3:1–9."
     assert out[0].text == "Doe (n.d.)." and out[0].pmid == out[0].doi == ""
     assert refs.read_bib(tmp_path / "missing.bib") == {}
+
+
+# --------------------------------------------------------------------------- published syntheses
+
+
+@pytest.mark.parametrize(("row", "outcome", "expected", "note"), [
+    # 18.0156 g/mol glucose: 1 mg/dL = 1/18.0156 mmol/L.
+    ({"measure": "WMD", "unit": "mg/dl", "estimate": -18.0156, "ci_lower": -36.0312,
+      "ci_upper": 0.0}, "fasting_glucose", (-1.0, -2.0, 0.0), "converted from mg/dl"),
+    ({"measure": "WMD", "unit": "mM", "estimate": -0.2, "ci_lower": -0.3, "ci_upper": -0.1},
+     "fasting_glucose", (-0.2, -0.3, -0.1), "same unit"),
+    ({"measure": "SMD", "unit": None, "estimate": -0.4}, "fasting_glucose", None,
+     "standardised mean difference"),
+    ({"measure": "WMD", "unit": None, "estimate": -0.4}, "fasting_glucose", None,
+     "unit not reported"),
+    ({"measure": "WMD", "unit": "mmol/L", "estimate": 0.02}, "hba1c", None,
+     "not convertible: mmol/L to %"),
+    # Insulin printed in mmol/L: a billion-fold rescaling is a unit error, not a conversion.
+    ({"measure": "WMD", "unit": "mmol/L", "estimate": -2.2}, "fasting_insulin", None,
+     "implausible"),
+])
+def test_published_syntheses_in_our_units(row: dict[str, object], outcome: str,
+                                          expected: tuple[float, float, float] | None,
+                                          note: str) -> None:
+    from nutrimeta.report.syntheses import harmonised_estimate
+
+    target = {"fasting_glucose": "mmol/L", "hba1c": "%", "fasting_insulin": "pmol/L"}[outcome]
+    est, lo, hi, why = harmonised_estimate({**row, "package_measure": "MD",
+                                            "package_unit": target}, outcome)
+    assert note in why
+    if expected is None:
+        assert math.isnan(est) and math.isnan(lo) and math.isnan(hi)
+    else:
+        assert (est, lo, hi) == pytest.approx(expected, rel=1e-4, abs=1e-9)

@@ -33,6 +33,7 @@ from nutrimeta.report import figures as figs
 from nutrimeta.report import forest
 from nutrimeta.report import references as refs
 from nutrimeta.report import summary as summ
+from nutrimeta.report import syntheses as published
 from nutrimeta.report import synthesis_without_ma as swim
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
@@ -351,7 +352,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "not_poolable": tbl.not_poolable(bundle, effects),
         "sensitivity": tbl.sensitivity(bundle),
         "diagnostics": tbl.diagnostics(bundle),
-        "published_syntheses": tbl.published_syntheses(bundle, syntheses),
+        "published_syntheses": published.harmonise(tbl.published_syntheses(bundle,
+                                                                            syntheses)),
     }
     sof = tbl.summary_of_findings(bundle, studies)
     frames["summary_of_findings"] = tbl.summary_of_findings_frame(sof)
