@@ -158,7 +158,8 @@ def test_reference_list_joins_bib_and_studies(tmp_path: Path) -> None:
     bib = tmp_path / "references.bib"
     bib.write_text(
         "@article{smith2010,\n  author = {Smith, Ann and M{\\\"u}ller, Jo and others},\n"
-        "  title = {Zinc and {T}estosterone},\n  journal = {J Test},\n  year = {2010},\n"
+        "  title = {Zinc and {T}estosterone in Fran{\\c{c}}ois's cohort},\n"
+        "  journal = {J Test},\n  year = {2010},\n"
         "  volume = {3},\n  pages = {1--9},\n  doi = {10.1000/xyz}\n}\n", encoding="utf-8")
     studies = pd.DataFrame([
         {"study_id": "smith2010", "citation_key": "smith2010", "pmid": "12345",
@@ -172,7 +173,8 @@ def test_reference_list_joins_bib_and_studies(tmp_path: Path) -> None:
     smith = out[1]
     assert smith.study_ids == ("smith2010", "smith2010b")
     assert smith.pmid == "12345" and smith.doi == "10.1000/xyz"
-    assert smith.text == "Smith, Muller et al. (2010). Zinc and Testosterone. J Test 3:1–9."
+    assert smith.text == ("Smith, Müller et al. (2010). Zinc and Testosterone in François's "
+                          "cohort. J Test 3:1–9.")
     assert out[0].text == "Doe (n.d.)." and out[0].pmid == out[0].doi == ""
     assert refs.read_bib(tmp_path / "missing.bib") == {}
 

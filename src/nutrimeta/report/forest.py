@@ -247,12 +247,14 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
             mu = a.mu
             ax.add_patch(_diamond(mu.q025, mu.mean, mu.q975, y, colour))
             n_txt = fmt_int(a.n_randomised) if a.n_randomised is not None else "unknown"
-            ax_l.text(0.0, y, f"{name} (k = {a.k_trials} trials, n = {n_txt})",
+            trials = "1 trial, single-trial estimate" if a.single_trial else (
+                f"k = {a.k_trials} trial{'s' if a.k_trials != 1 else ''}")
+            ax_l.text(0.0, y, f"{name} ({trials}, n = {n_txt})",
                       fontweight="bold", color=colour, **txt)
             ax_r.text(0.03, y, f"{fmt(mu.mean)} ({fmt(mu.q025)} to {fmt(mu.q975)})",
                       fontweight="bold", color=colour, **txt)
         elif kind == "het":
-            ax_l.text(0.0, y, heterogeneity_line(outcome), fontsize=7, va="center")
+            ax_l.text(0.0, y, heterogeneity_line(outcome), fontsize=8, va="center")
         y -= 1.0
     if finite:
         lo, hi = min([*finite, 0.0]), max([*finite, 0.0])

@@ -1,6 +1,6 @@
 """Reference list of one evidence base: every study report with its PMID and DOI.
 
-Entries come from the base's ``references.bib`` (read with bibtexparser) joined to
+Entries come from the base's ``references.bib`` (read with bibtexparser, LaTeX decoded) joined to
 ``studies.csv`` on ``citation_key``; a PMID or DOI recorded in either is shown (the studies
 table wins when both give one). Studies without a BibTeX entry are listed from ``studies.csv``.
 """
@@ -18,8 +18,6 @@ import pandas as pd
 
 __all__ = ["Reference", "read_bib", "reference_list"]
 
-_LATEX_ACCENT = re.compile(r"\{\\[`'^\"~=.]?\{?([A-Za-z])\}?\}|\\[`'^\"~=.]\{?([A-Za-z])\}?")
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -34,9 +32,8 @@ class Reference:
 
 
 def _clean(text: Any) -> str:
-    """BibTeX field text without braces and simple LaTeX accents (diacritics dropped)."""
+    """BibTeX field text (LaTeX already decoded to Unicode) without stray braces."""
     s = "" if text is None else str(text)
-    s = _LATEX_ACCENT.sub(lambda m: m.group(1) or m.group(2), s)
     return re.sub(r"\s+", " ", s.replace("{", "").replace("}", "")).strip()
 
 
@@ -51,7 +48,9 @@ def read_bib(path: Path | None) -> dict[str, dict[str, str]]:
     """Entries of a BibTeX file by key (fields as cleaned text); {} when there is no file."""
     if path is None or not Path(path).is_file():
         return {}
-    lib = bibtexparser.parse_string(Path(path).read_text(encoding="utf-8"))
+    lib = bibtexparser.parse_string(
+        Path(path).read_text(encoding="utf-8"),
+        append_middleware=[bibtexparser.middlewares.LatexDecodingMiddleware()])
     return {e.key: {"ENTRYTYPE": e.entry_type,
                     **{f.key.lower(): _clean(f.value) for f in e.fields}}
             for e in lib.entries}
