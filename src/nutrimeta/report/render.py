@@ -475,20 +475,9 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             "figures": ofigs,
         })
 
-    swim_votes: list[tuple[str, swim.VoteCount]] = []
-    swim_figs: list[dict[str, Any]] = []
-    for oid, outcome in bundle.outcomes.items():
-        comps = swim.comparisons(outcome, oid, effects)
-        swim_votes.append((outcome.label, swim.vote_count(comps)))
-        with figs.figure_style():
-            fig = swim.albatross(comps, outcome.label)
-        if fig is not None:
-            saved = figs.save_figure(fig, fig_dir, f"albatross_{oid}")
-            saved["caption"] = swim.caption(comps, outcome.label)
-            swim_figs.append(saved)
-            figure_index.append({"outcome": oid, "name": saved["name"], "png": saved["png"],
-                                 "svg": saved["svg"], "caption": saved["caption"]})
-    frames["vote_count"] = swim.vote_count_frame(swim_votes)
+    frames["vote_count"], swim_figs = swim.section(bundle, effects, fig_dir)
+    figure_index += [{k: f[k] for k in ("outcome", "name", "png", "svg", "caption")}
+                     for f in swim_figs]
     references = refs.reference_list(studies, refs.read_bib(references_bib))
 
     for name, df in frames.items():

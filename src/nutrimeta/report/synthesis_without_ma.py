@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from nutrimeta.report.figures import OBSERVED, POOLED, new_figure
+from nutrimeta.report.figures import OBSERVED, POOLED, figure_style, new_figure, save_figure
 from nutrimeta.report.fmt import fmt, fmt_p
-from nutrimeta.results import OutcomeResult
+from nutrimeta.results import Bundle, OutcomeResult
 from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
-__all__ = ["SignTest", "VoteCount", "albatross", "comparisons", "sign_test", "vote_count",
-           "vote_count_frame"]
+__all__ = ["SignTest", "VoteCount", "albatross", "comparisons", "section", "sign_test",
+           "vote_count", "vote_count_frame"]
 
 SUPPLEMENT = "favours supplement"
 CONTROL = "favours control"
@@ -242,3 +243,21 @@ def caption(comps: pd.DataFrame, label: str) -> str:
             + " for two equal arms (Harrison et al. 2017). "
             f"{int(placed.sum())} of {int(directed.sum())} comparisons with a direction have a "
             "p-value and n and are shown.")
+
+
+def section(bundle: Bundle, effects: pd.DataFrame, fig_dir: Path
+            ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The report section: the vote-count table over outcomes and the albatross figures saved
+    in ``fig_dir`` (each with its ``outcome`` and ``caption``)."""
+    votes: list[tuple[str, VoteCount]] = []
+    saved_figs: list[dict[str, Any]] = []
+    for oid, outcome in bundle.outcomes.items():
+        comps = comparisons(outcome, oid, effects)
+        votes.append((outcome.label, vote_count(comps)))
+        with figure_style():
+            fig = albatross(comps, outcome.label)
+            if fig is not None:
+                saved = save_figure(fig, fig_dir, f"albatross_{oid}")
+                saved_figs.append({**saved, "outcome": oid,
+                                   "caption": caption(comps, outcome.label)})
+    return vote_count_frame(votes), saved_figs
