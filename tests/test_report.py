@@ -14,8 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from nutrimeta.report import figures as figs
-from nutrimeta.report import grade, render_evidence_base, render_index
+from nutrimeta.report import forest, grade, render_evidence_base, render_index
 from nutrimeta.report.fmt import fmt, fmt_p, fmt_prob, fmt_prob_eq
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
@@ -259,7 +258,7 @@ def test_failed_render_keeps_previous_report(rendered: Path, tmp_path: Path,
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(figs, "forest", boom)
+    monkeypatch.setattr(forest, "forest_plot", boom)
     with pytest.raises(RuntimeError, match="figure failed"):
         _render(BUNDLE, out)
     assert (out / "report.html").read_bytes() == before

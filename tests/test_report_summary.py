@@ -228,10 +228,14 @@ window.addEventListener('load', function () {
     if (!(r.width > 0 && r.height > 0)) out.push(name + ' has zero size');
     if (r.right > W + 1 || r.left < -1) out.push(name + ' outside the viewport width');
   }
-  ['bottom-line', 'summary-of-findings', 'prisma-flow'].forEach(function (id) {
+  ['bottom-line', 'summary-of-findings', 'prisma-flow', 'references',
+   'synthesis-without-meta-analysis'].forEach(function (id) {
     var el = document.getElementById(id);
     if (!el) { out.push('#' + id + ' missing'); } else { check(el, '#' + id); }
   });
+  var figs = document.querySelectorAll('[id^="fig-forest_"], [id^="fig-albatross_"]');
+  Array.prototype.forEach.call(figs, function (el) { check(el, '#' + el.id); });
+  document.body.setAttribute('data-n-new-figures', String(figs.length));
   Array.prototype.forEach.call(document.images, function (img, i) {
     if (!(img.complete && img.naturalWidth > 0)) out.push('image ' + i + ' broken');
     check(img, 'image ' + i);
@@ -276,7 +280,11 @@ def layout_problems(report: Path, tmp_path: Path) -> tuple[list[str], int]:
     if found is None:
         return ["the layout probe did not run"], 0
     n_img = re.search(r'data-n-images="(\d+)"', dom)
-    return json.loads(html.unescape(found.group(1))), int(n_img.group(1)) if n_img else 0
+    n_new = re.search(r'data-n-new-figures="(\d+)"', dom)
+    problems = json.loads(html.unescape(found.group(1)))
+    if n_new is None or int(n_new.group(1)) == 0:
+        problems.append("no forest or albatross figure")
+    return problems, int(n_img.group(1)) if n_img else 0
 
 
 def _shipped_reports(tmp_path: Path) -> list[Path]:
@@ -318,4 +326,6 @@ def test_layout_probe_detects_overflow(tmp_path: Path) -> None:
     assert any("horizontal overflow" in p for p in problems)
     assert "#summary-of-findings missing" in problems
     assert "#prisma-flow missing" in problems
+    assert "#references missing" in problems
+    assert "no forest or albatross figure" in problems
     assert any("image 0 broken" in p for p in problems)

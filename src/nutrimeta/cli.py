@@ -246,19 +246,31 @@ def add(record: Path | None, data_dir: Path, analyses_dir: Path, dry_run: bool,
               show_default="releases",
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder of saved releases (releases/<data-version>/<base>/results.json).")
-def changes(build_dir: Path, releases_dir: Path) -> None:
-    """What changed in each evidence base since the last saved release."""
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print the Markdown source instead of terminal tables.")
+def changes(build_dir: Path, releases_dir: Path, as_markdown: bool) -> None:
+    """What changed in each evidence base since the last saved release (the same content as
+    the report's "What changed" section, drawn as terminal tables)."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
     from nutrimeta.pipeline import bundle_paths
-    from nutrimeta.report.changes import changes_since_release
+    from nutrimeta.report.changes import living_sections
     from nutrimeta.results import load_bundle
 
     bundles = bundle_paths(build_dir)
     if not bundles:
         raise click.ClickException(f"no results in {build_dir}/results: run `nutrimeta fit`")
+    console = Console()
     for path in bundles:
         bundle = load_bundle(path)
-        click.echo(f"# {bundle.title}\n")
-        click.echo(changes_since_release(bundle, releases_dir))
+        section = next(body for sid, _title, body in living_sections(bundle, releases_dir)
+                       if sid == "changes")
+        text = f"# {bundle.title}\n\n{section}"
+        if as_markdown:
+            click.echo(text)
+        else:
+            console.print(Markdown(text))
 
 
 @main.command()

@@ -180,7 +180,8 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
             sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
             extra_sections=living_sections(bundle, releases_dir),
             search_log=data_dir / base / "SEARCH_LOG.md",
-            check_findings=build_dir / "check" / "findings.json"))
+            check_findings=build_dir / "check" / "findings.json",
+            references_bib=data_dir / base / "references.bib"))
     written.append(render_index(bundles, reports_dir))
     return written
 

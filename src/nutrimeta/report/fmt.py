@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Mapping
 from typing import Any
+
+import pandas as pd
+from markupsafe import Markup
 
 #: Placeholder printed where a number is missing.
 MISSING = "NR"
@@ -94,3 +99,43 @@ def fmt_estimate(summary: Any, digits: int = 2) -> str:
         summary = {k: getattr(summary, k) for k in ("mean", "q025", "q975")}
     return (f"{fmt(summary.get('mean'), digits)} "
             f"({fmt_interval(summary.get('q025'), summary.get('q975'), digits)})")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def html_table(df: pd.DataFrame, cls: str = "data") -> Markup:
+    """A formatted frame as an HTML table (cells escaped)."""
+    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False, name=None))
+    return Markup(f'<table class="{_esc(cls)}"><thead><tr>{head}</tr></thead>'
+                  f"<tbody>{body}</tbody></table>")
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A formatted frame as a GitHub-flavoured Markdown table."""
+    if df.empty:
+        return "_None._"
+
+    def cell(v: Any) -> str:
+        return str("" if v is None else v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
+             "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in df.itertuples(index=False, name=None)]
+    return "\n".join(lines)
+
+
+def describe(value: Any) -> str:
+    """Plain text for a spec value (string, number, list or mapping)."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {describe(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "; ".join(describe(v) for v in value)
+    return str(value)

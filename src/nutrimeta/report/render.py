@@ -12,7 +12,6 @@ I² values (``models.<m>.i2`` and ``frequentist.*.i2``) are read as percentages 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import shutil
@@ -24,17 +23,31 @@ from typing import Any
 import jinja2
 import markdown
 import pandas as pd
-import yaml
 from markupsafe import Markup
 
 import nutrimeta
 from nutrimeta.analysis_results import AnalysisMu
 from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
+from nutrimeta.report import forest
+from nutrimeta.report import references as refs
 from nutrimeta.report import summary as summ
+from nutrimeta.report import syntheses as published
+from nutrimeta.report import synthesis_without_ma as swim
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.calibration import find_calibration, primary_analysis_text
-from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
+from nutrimeta.report.citation import find_citation, read_citation
+from nutrimeta.report.fmt import (
+    describe,
+    fmt,
+    fmt_estimate,
+    fmt_int,
+    fmt_p,
+    fmt_prob,
+    fmt_prob_eq,
+    html_table,
+    md_table,
+)
 from nutrimeta.results import (
     Bundle,
     ReportResults,
@@ -71,85 +84,6 @@ def _swap_dir(new: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- text helpers
-
-
-def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def html_table(df: pd.DataFrame, cls: str = "data") -> Markup:
-    """A formatted frame as an HTML table (cells escaped)."""
-    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False, name=None))
-    return Markup(f'<table class="{_esc(cls)}"><thead><tr>{head}</tr></thead>'
-                  f"<tbody>{body}</tbody></table>")
-
-
-def md_table(df: pd.DataFrame) -> str:
-    """A formatted frame as a GitHub-flavoured Markdown table."""
-    if df.empty:
-        return "_None._"
-
-    def cell(v: Any) -> str:
-        return str("" if v is None else v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
-             "|" + "|".join("---" for _ in df.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in df.itertuples(index=False, name=None)]
-    return "\n".join(lines)
-
-
-def describe(value: Any) -> str:
-    """Plain text for a spec value (string, number, list or mapping)."""
-    if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {describe(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return "; ".join(describe(v) for v in value)
-    return str(value)
-
-
-def read_citation(path: Path | None, data_version: str | None = None) -> dict[str, Any]:
-    """Citation text from CITATION.cff (Citation File Format), read with PyYAML.
-
-    The data reference names ``data_version`` (the version the results were computed from)
-    when given, so the citation always matches the report."""
-    if path is None or not path.is_file():
-        return {"text": "Citation metadata (CITATION.cff) not found.", "bibtex": "",
-                "message": "", "data": [], "found": False}
-    cff = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    authors = ", ".join(a.get("name") or " ".join(filter(None, (a.get("given-names"),
-                                                               a.get("family-names"))))
-                        for a in cff.get("authors") or [])
-    title = cff.get("title", "")
-    version = cff.get("version", "")
-    date = str(cff.get("date-released", ""))
-    text = f"{authors}. {title}. Version {version}"
-    text += f" ({date})." if date else "."
-    if cff.get("doi"):
-        text += f" https://doi.org/{cff['doi']}"
-    data_refs = [r for r in cff.get("references") or [] if r.get("type") == "data"]
-    data_text = [f"{r.get('title')}, version {data_version or r.get('version')}."
-                 for r in data_refs]
-    year = date[:4]
-    bibtex = ("@software{nutrimeta,\n"
-              f"  author  = {{{authors}}},\n  title   = {{{title}}},\n"
-              f"  version = {{{version}}},\n  year    = {{{year}}}\n}}")
-    return {"text": text, "data": data_text, "message": cff.get("message", ""),
-            "bibtex": bibtex, "found": True}
-
-
-def find_citation(start: Path) -> Path | None:
-    """Nearest CITATION.cff in ``start`` or its parents, else in the working directory."""
-    for folder in [start.resolve(), *start.resolve().parents, Path.cwd()]:
-        cand = folder / "CITATION.cff"
-        if cand.is_file():
-            return cand
-    return None
 
 
 def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
@@ -347,7 +281,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
            out: Path, search_log: Path | None = None,
            check_findings: Path | None = None,
-           calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           calibration: Mapping[str, Any] | None = None,
+           references_bib: Path | None = None) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
     base = bundle.evidence_base
     fig_dir = out / "figures"
@@ -365,7 +300,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "not_poolable": tbl.not_poolable(bundle, effects),
         "sensitivity": tbl.sensitivity(bundle),
         "diagnostics": tbl.diagnostics(bundle),
-        "published_syntheses": tbl.published_syntheses(bundle, syntheses),
+        "published_syntheses": published.harmonise(tbl.published_syntheses(bundle,
+                                                                            syntheses)),
     }
     sof = tbl.summary_of_findings(bundle, studies)
     frames["summary_of_findings"] = tbl.summary_of_findings_frame(sof)
@@ -406,11 +342,14 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
 
         unit = o.effect_unit
         with figs.figure_style():
-            add(figs.forest(o, pmodel, label), "forest",
-                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}). "
-                "Observed effects with 95% confidence intervals (marker size = weight, shape = "
-                "design, open = non-randomised), shrunken trial estimates with 95% credible "
-                "intervals, pooled mean (diamond, 95% CrI) and 95% prediction interval.")
+            add(forest.forest_plot(o, oid, effects, label), "forest",
+                f"Forest plot, {label} ({o.measure}{', ' + unit if unit else ''}): one "
+                "author-year label per trial with its arms (a shared control counted once), "
+                "per-arm mean (SD), n; observed effects with 95% confidence intervals (square "
+                "size = weight in the conventional analysis); reports that enter only the "
+                "all-reports analysis show their route; trials grouped by baseline status; "
+                "diamonds: pooled mean and 95% credible interval of the conventional and "
+                "all-reports analyses; heterogeneity from the frequentist REML fit.")
             line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
                               None)
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
@@ -491,6 +430,11 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
             "figures": ofigs,
         })
 
+    frames["vote_count"], swim_figs = swim.section(bundle, effects, fig_dir)
+    figure_index += [{k: f[k] for k in ("outcome", "name", "png", "svg", "caption")}
+                     for f in swim_figs]
+    references = refs.reference_list(studies, refs.read_bib(references_bib))
+
     for name, df in frames.items():
         atomic_write_text(tab_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
 
@@ -510,6 +454,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "failed_fits": failed,
         "figures": figure_index,
         "citation": {k: v for k, v in citation.items() if k != "found"},
+        "references": [{"key": r.key, "study_ids": list(r.study_ids), "text": r.text,
+                        "pmid": r.pmid, "doi": r.doi, "url": r.url} for r in references],
     }
     return {
         "bundle": bundle, "bundle_name": bundle_name, "base": base,
@@ -536,6 +482,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "outcome_labels": {**{oid: str(v.get("label", oid)) for oid, v in OUTCOMES.items()},
                            **{oid: o.label for oid, o in bundle.outcomes.items()}},
         "derived": derived, "version": nutrimeta.__version__,
+        "swim": {"table": frames["vote_count"], "figures": swim_figs},
+        "references": references,
         "data_version": bundle.provenance.data_version, "rule": bundle.verdict_rule,
     }
 
@@ -545,7 +493,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
                          citation_path: Path | None = None,
                          extra_sections: Sequence[tuple[str, str, str]] = (),
                          search_log: Path | None = None,
-                         check_findings: Path | None = None) -> Path:
+                         check_findings: Path | None = None,
+                         references_bib: Path | None = None) -> Path:
     """Render the report of one evidence base from its saved results.
 
     Parameters
@@ -568,6 +517,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         flow diagram.
     check_findings
         ``build/check/findings.json`` from ``nutrimeta check``, shown in an appendix.
+    references_bib
+        The base's ``references.bib``: the reference list (with ``studies.csv``).
 
     Returns
     -------
@@ -587,7 +538,7 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         calibration = (json.loads(cal_path.read_text(encoding="utf-8"))
                        if cal_path is not None else None)
         ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp,
-                     search_log, check_findings, calibration)
+                     search_log, check_findings, calibration, references_bib)
         ctx["extra_sections"] = [
             {"id": sid, "title": title, "markdown": body,
              "html": markdown.markdown(body, extensions=["tables"])}
