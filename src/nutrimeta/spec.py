@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from nutrimeta.estimability import EstimabilityRule
 from nutrimeta.io_utils import sha256_text
 from nutrimeta.priors import TAU_FAMILIES, tau_label
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
@@ -104,6 +105,8 @@ class ModeratorSpec:
     reference_deficient: float
     reference_replete: float
     latent: dict[str, LatentLevel]
+    #: ``[moderator.estimability]``: when a moderator quantity may be shown as a number
+    estimability: EstimabilityRule = field(default_factory=EstimabilityRule)
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,25 @@ class _LatentToml(_Toml):
     sd: float
 
 
+class _EstimabilityToml(_Toml):
+    max_contraction: float = EstimabilityRule.max_contraction
+    min_trials_each_side: int = EstimabilityRule.min_trials_each_side
+
+    @field_validator("max_contraction")
+    @classmethod
+    def _contraction(cls, v: float) -> float:
+        if not 0.0 < v <= 1.0:
+            raise ValueError("max_contraction must lie in (0, 1]")
+        return v
+
+    @field_validator("min_trials_each_side")
+    @classmethod
+    def _min_each_side(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("min_trials_each_side must be >= 0")
+        return v
+
+
 class _ModeratorToml(_Toml):
     unit: str
     cutoff_value: float
@@ -265,6 +287,7 @@ class _ModeratorToml(_Toml):
     reference_deficient: float
     reference_replete: float
     latent: dict[str, _LatentToml]
+    estimability: _EstimabilityToml = _EstimabilityToml()
 
     @field_validator("latent")
     @classmethod
@@ -441,7 +464,9 @@ def load_spec(path: Path | str) -> AnalysisSpec:
         nutrient=nutrient, unit=m.unit, cutoff=cutoff, cutoff_value=m.cutoff_value,
         cutoff_unit=m.cutoff_unit, cutoff_source=m.cutoff_source,
         reference_deficient=m.reference_deficient, reference_replete=m.reference_replete,
-        latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES})
+        latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES},
+        estimability=EstimabilityRule(max_contraction=m.estimability.max_contraction,
+                                      min_trials_each_side=m.estimability.min_trials_each_side))
 
     def tau(x: _TauToml) -> TauPriorSpec:
         return TauPriorSpec(x.family, x.scale, x.nu)
