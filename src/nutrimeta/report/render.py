@@ -433,17 +433,23 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                 "Observed effects with 95% confidence intervals (marker size = weight, shape = "
                 "design, open = non-randomised), shrunken trial estimates with 95% credible "
                 "intervals, pooled mean (diamond, 95% CrI) and 95% prediction interval.")
-            line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
-                              None)
+            line_model = next((m for m in o.models.values() if m.ok and m.regression_line
+                               and m.estimable("slope")), None)
+            no_line = ("; no regression band: the slope is not estimable ("
+                       + o.moderator.quantities["slope"].statement + ")"
+                       if o.moderator is not None and "slope" in o.moderator.quantities
+                       and not o.moderator.quantities["slope"].estimable
+                       else "; no regression line in the results")
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
                 f"Effect versus baseline status, {label}. Bubble area is proportional to "
                 "precision (1/SE²); colour gives the baseline status category"
-                + ("; line and band: posterior mean regression line and 95% credible band"
-                   if line_model else "; no regression line in the results")
+                + ("; line and band: posterior mean regression line and 95% credible band "
+                   "over the measured baseline range" if line_model else no_line)
                 + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
             dens_model = next((m for m in o.models.values()
                                if m.ok and {"effect_deficient", "effect_replete"}
-                               <= set(m.parameters)), None)
+                               <= set(m.parameters) and m.estimable("effect_deficient")
+                               and m.estimable("effect_replete")), None)
             if dens_model is not None:
                 res = figs.subgroup_densities(o, dens_model, label)
                 if res is not None:
