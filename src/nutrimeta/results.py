@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from nutrimeta.analysis_results import AnalysisResult
+from nutrimeta.moderator_results import EstimabilityRuleRecord, ModeratorQuantity, ModeratorResult
 from nutrimeta.records import OpenRecord, Probability, Record, Relation
 
 #: Version of the bundle layout; bumped when a field changes meaning or shape.
@@ -103,34 +104,6 @@ class Density(Record):
     density: list[float]
 
 
-class ModeratorQuantity(Record):
-    """Estimability of one moderator quantity (:func:`nutrimeta.estimability.assess`): the
-    declared rule's verdict, its reason, prior against posterior SD, and the informing trials
-    (contrasts with their own baseline status) by kind and by side of the cut-off."""
-
-    estimable: bool
-    reason: str
-    prior_sd: float
-    posterior_sd: float
-    contraction: float
-    n_measured: int
-    n_category_only: int
-    n_below: int
-    n_above: int
-
-    @property
-    def prior_vs_posterior(self) -> str:
-        """How a non-estimable quantity is shown instead of a number, e.g.
-        ``prior SD 2, posterior SD 1.8 (90% of the prior)``."""
-        return (f"prior SD {self.prior_sd:.3g}, posterior SD {self.posterior_sd:.3g} "
-                f"({100 * self.contraction:.0f}% of the prior)")
-
-    @property
-    def statement(self) -> str:
-        """``not estimable: <reason>; prior SD …, posterior SD …`` (for reports)."""
-        return f"not estimable: {self.reason}; {self.prior_vs_posterior}"
-
-
 class ModelResult(Record):
     """One model of one outcome: status, parameter summaries and probability statements."""
 
@@ -155,12 +128,12 @@ class ModelResult(Record):
     density: dict[str, Density] = Field(default_factory=dict)
     #: moderator models: estimability of slope / effect_deficient / effect_replete /
     #: deficient_minus_replete by the spec's declared rule
-    moderator: dict[str, ModeratorQuantity] = Field(default_factory=dict)
+    moderator: dict[str, ModeratorQuantity] | None = None
 
     def estimable(self, quantity: str) -> bool:
         """False when the rule judged ``quantity`` not estimable (True when not assessed:
         a quantity of no moderator model, e.g. ``mu``)."""
-        q = self.moderator.get(quantity)
+        q = (self.moderator or {}).get(quantity)
         return q is None or q.estimable
 
     @property
@@ -309,16 +282,6 @@ class TauPriorPosterior(Record):
     prior_label: str
 
 
-class ModeratorResult(Record):
-    """Per outcome: does baseline status modify the effect, by the declared rule?
-    ``quantities`` is empty when no moderator model could be fitted (``reason`` says why)."""
-
-    model: str | None = None
-    estimable: bool
-    reason: str
-    quantities: dict[str, ModeratorQuantity] = Field(default_factory=dict)
-
-
 class OutcomeResult(Record):
     """Everything the bundle holds for one outcome."""
 
@@ -414,13 +377,6 @@ class LatentLevelRecord(Record):
     sd: float
 
 
-class EstimabilityRuleRecord(Record):
-    """``[moderator.estimability]``: the rule deciding when a moderator quantity is shown."""
-
-    max_contraction: float = 0.5
-    min_trials_each_side: int = 2
-
-
 class ModeratorRecord(Record):
     """The baseline-status moderator: unit, cut-off and its source, latent levels."""
 
@@ -433,7 +389,8 @@ class ModeratorRecord(Record):
     reference_deficient: float
     reference_replete: float
     latent: dict[str, LatentLevelRecord]
-    estimability: EstimabilityRuleRecord = Field(default_factory=lambda: EstimabilityRuleRecord())
+    #: None in bundles from before the rule was declared (the defaults applied)
+    estimability: EstimabilityRuleRecord | None = None
 
 
 class SamplerRecord(Record):

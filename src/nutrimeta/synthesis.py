@@ -283,10 +283,12 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
         out["prediction"] = _q(summ["theta_new"])
     if "i2" in summ:  # reported in percent, as metafor does
         out["i2"] = {k: round(100 * v, 4) for k, v in _q(summ["i2"]).items()}
-    out["moderator"] = moderator_estimability(post, priors, df, spec)
+    moderator = moderator_estimability(post, priors, df, spec)
+    if moderator:
+        out["moderator"] = moderator
     if kind == "meta_regression_continuous":
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
-        if out["moderator"].get("slope", {}).get("estimable"):
+        if moderator.get("slope", {}).get("estimable"):
             # the band only where the data inform it (no band when the slope is not estimable)
             out["regression_line"] = _regression_line(post, spec, df)
     return ModelResult.model_validate(clean_json(out))
@@ -593,7 +595,7 @@ def claim_entries(spec: AnalysisSpec, outcomes: dict[str, OutcomeResult]
             out.append(ClaimResult(**row, probability=None, estimate=None, verdict=verdict,
                                    why=f"model {c.model} {status}: {reason}".strip()))
             continue
-        mq = model.moderator.get(c.quantity)
+        mq = (model.moderator or {}).get(c.quantity)
         if mq is not None and not mq.estimable:
             # one rule: a quantity the rule calls not estimable gets no probability or number
             out.append(ClaimResult(**row, probability=None, estimate=None,

@@ -127,7 +127,7 @@ def pooled_results(bundle: Bundle) -> pd.DataFrame:
                 rows.append({**base, "quantity": "", **dict.fromkeys(STATS)})
                 continue
             for pname, summ in m.parameters.items():
-                mq = m.moderator.get(pname)
+                mq = (m.moderator or {}).get(pname)
                 if mq is not None and not mq.estimable:  # no number for it: prior vs posterior
                     rows.append({**base, "quantity": f"{pname} ({mq.statement})",
                                  **dict.fromkeys(STATS)})
