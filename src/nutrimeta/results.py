@@ -342,15 +342,17 @@ class TauPriorRecord(Record):
     """A tau prior as declared in the spec."""
 
     family: str
-    scale: float
+    scale: float | None = None  # None: a multiple of the unit SD not resolved (sensitivity)
     nu: float = 3.0
+    scale_multiple: float | None = None
 
     @property
     def label(self) -> str:
         """How the prior is printed."""
         from nutrimeta.priors import tau_label
 
-        return tau_label(self.family, self.scale, self.nu)
+        return tau_label(self.family, math.nan if self.scale is None else self.scale, self.nu,
+                         self.scale_multiple)
 
 
 class OutcomeSpecRecord(Record):
@@ -368,6 +370,8 @@ class OutcomeSpecRecord(Record):
     unit_sd_source: str | None = None
     slope_prior_sd: float
     primary: bool = True
+    mu_prior_sd_multiple: float | None = None
+    slope_prior_sd_multiple: float | None = None
 
 
 class LatentLevelRecord(Record):
