@@ -187,3 +187,35 @@ def test_priors_as_multiples_of_unit_sd(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text(no_sd, encoding="utf-8")
     with pytest.raises(SpecError, match="need unit_sd"):
         load_spec(tmp_path / "c.toml")
+
+
+# --------------------------------------------------------------------------- cross-nutrient
+
+
+def test_index_shows_multivariate_slope_only_when_estimable(tmp_path: Path) -> None:
+    from nutrimeta.report import render_index
+    from nutrimeta.results import load_cross
+
+    cross = json.loads((FIXTURES / "cross_nutrient.json").read_text(encoding="utf-8"))
+
+    def q(estimable: bool, post_sd: float) -> dict:
+        return {"estimable": estimable, "reason": "posterior SD is 91% of the prior SD: the "
+                "data barely inform it" if not estimable else "fine", "prior_sd": 1.0,
+                "posterior_sd": post_sd, "contraction": post_sd, "n_measured": 5,
+                "n_category_only": 9, "n_below": 6, "n_above": 4}
+
+    cross["multivariate"] = [
+        {"rho": 0.5, "primary": True, "status": "ok", "moderator": {"slope_global": q(True, 0.3)},
+         "pooled_slope": {"mean": -7.77, "q025": -9.91, "q975": -5.53, "p_lt_0": 0.999}},
+        {"rho": 0.8, "primary": False, "status": "ok",
+         "moderator": {"slope_global": q(False, 0.91)}}]
+    path = tmp_path / "cross_nutrient.json"
+    path.write_text(json.dumps(cross), encoding="utf-8")
+    typed = load_cross(path)
+    assert typed.multivariate is not None and typed.multivariate[1].pooled_slope is None
+    page = render_index([FIXTURES / "zinc_testosterone.json"], tmp_path / "reports",
+                        path).read_text(encoding="utf-8")
+    answer = page[page.index('id="deficiency-answer"'):]
+    assert "rho = 0.5 (primary): pooled slope -7.77" in answer.replace("−", "-")
+    assert ("rho = 0.8 (sensitivity): pooled slope not estimable: posterior SD is 91% of the "
+            "prior SD") in answer

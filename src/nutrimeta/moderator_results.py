@@ -3,11 +3,14 @@ model and per outcome whether baseline status modifies the effect estimably."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import Field
 
 from nutrimeta.records import Record
 
-__all__ = ["EstimabilityRuleRecord", "ModeratorQuantity", "ModeratorResult"]
+__all__ = ["EstimabilityRuleRecord", "ModeratorQuantity", "ModeratorResult", "MultivariateFit",
+           "MultivariateSlope"]
 
 
 class EstimabilityRuleRecord(Record):
@@ -53,3 +56,28 @@ class ModeratorResult(Record):
     estimable: bool
     reason: str
     quantities: dict[str, ModeratorQuantity] = Field(default_factory=dict)
+
+
+class MultivariateSlope(Record):
+    """The pooled deficiency slope of the multivariate cross-nutrient model (posterior)."""
+
+    mean: float
+    q025: float
+    q975: float
+    p_lt_0: float
+
+
+class MultivariateFit(Record):
+    """One fit of the multivariate cross-nutrient model at a declared within-trial residual
+    correlation ``rho`` (the primary value, or a sensitivity value). ``pooled_slope`` is
+    None when the rule judges ``slope_global`` not estimable (``moderator`` says why)."""
+
+    rho: float
+    primary: bool
+    status: Literal["ok", "skipped", "failed"]
+    reason: str | None = None
+    pooled_slope: MultivariateSlope | None = None
+    moderator: dict[str, ModeratorQuantity] = Field(default_factory=dict)
+    diagnostics: dict[str, Any] | None = None
+    seed: int | None = None
+    priors: dict[str, Any] | None = None

@@ -23,7 +23,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from nutrimeta.analysis_results import AnalysisResult
-from nutrimeta.moderator_results import EstimabilityRuleRecord, ModeratorQuantity, ModeratorResult
+from nutrimeta.moderator_results import (
+    EstimabilityRuleRecord,
+    ModeratorQuantity,
+    ModeratorResult,
+    MultivariateFit,
+)
 from nutrimeta.records import OpenRecord, Probability, Record, Relation
 
 #: Version of the bundle layout; bumped when a field changes meaning or shape.
@@ -611,6 +616,9 @@ class CrossNutrientResult(Record):
     sampling_attempts: list[SamplingAttempt] = Field(default_factory=list)
     seed: int | None = None
     priors: dict[str, Any] | None = None
+    #: the multivariate model (outcomes within trials, slope pooled across outcomes and
+    #: pairs) at each declared rho, primary first: the main deficiency answer
+    multivariate: list[MultivariateFit] | None = None
 
 
 class ReportResults(Record):

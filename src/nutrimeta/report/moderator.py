@@ -4,7 +4,7 @@ rejects is never shown as a number; its reason and prior vs posterior SD are sho
 from __future__ import annotations
 
 from nutrimeta.report.fmt import fmt_estimate, fmt_prob_eq
-from nutrimeta.results import OutcomeResult
+from nutrimeta.results import CrossNutrientResult, OutcomeResult
 
 
 def moderator_headline_parts(o: OutcomeResult) -> list[str]:
@@ -55,3 +55,23 @@ def legacy_moderator_parts(o: OutcomeResult) -> list[str]:
             parts.append(slope_txt)
             break
     return parts
+
+
+def multivariate_sentences(cross: CrossNutrientResult) -> list[str]:
+    """The main deficiency answer: the multivariate model's pooled slope at the primary rho,
+    then its sensitivity to rho; a slope the rule rejects is stated as not estimable with
+    prior vs posterior SD, never as a number."""
+    out = []
+    for f in cross.multivariate or []:
+        lead = (f"Within-trial correlation rho = {f.rho:g}"
+                + (" (primary)" if f.primary else " (sensitivity)"))
+        q = f.moderator.get("slope_global")
+        if f.status != "ok":
+            out.append(f"{lead}: model {f.status}: {f.reason or ''}".rstrip(": ") + ".")
+        elif f.pooled_slope is not None and q is not None and q.estimable:
+            ps = f.pooled_slope
+            out.append(f"{lead}: pooled slope {fmt_estimate(ps.model_dump())} (95% CrI), "
+                       f"P(slope < 0) {fmt_prob_eq(ps.p_lt_0)}; {q.prior_vs_posterior}.")
+        elif q is not None:
+            out.append(f"{lead}: pooled slope {q.statement}.")
+    return out

@@ -33,7 +33,11 @@ from nutrimeta.report import figures as figs
 from nutrimeta.report import summary as summ
 from nutrimeta.report import tables as tbl
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
-from nutrimeta.report.moderator import legacy_moderator_parts, moderator_headline_parts
+from nutrimeta.report.moderator import (
+    legacy_moderator_parts,
+    moderator_headline_parts,
+    multivariate_sentences,
+)
 from nutrimeta.results import (
     Bundle,
     ReportResults,
@@ -676,6 +680,7 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
                  "problems": typed.diagnostics.problems if typed.diagnostics else None,
                  "status": typed.status, "reason": typed.reason or "",
                  "moderator": typed.moderator, "measure": typed.measure,
+                 "multivariate": multivariate_sentences(typed),
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()
