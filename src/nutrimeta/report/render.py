@@ -182,6 +182,10 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
     return out
 
 
+def _on_scale(value: float, multiple: float | None) -> str:
+    return fmt(value) if multiple is None else f"{multiple:g} × unit SD = {fmt(value)}"
+
+
 def methods_text(bundle: Bundle, effects: pd.DataFrame) -> list[str]:
     """Methods paragraphs generated from the analysis spec and the bundle."""
     spec = bundle.spec
@@ -206,10 +210,18 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame) -> list[str]:
                  f"deficiency cut-off {fmt(mod.cutoff)} {mod.unit} ({mod.cutoff_source}); "
                  f"categories: {', '.join(mod.latent)}.")
     paras.append("Priors (declared in the analysis spec): " + "; ".join(
-        f"{o.id}: mu ~ Normal(0, {fmt(o.mu_prior_sd)}), "
-        f"{o.tau_prior.label}, slope ~ Normal(0, {fmt(o.slope_prior_sd)}) per "
+        f"{o.id}: mu ~ Normal(0, {_on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple)}), "
+        f"{o.tau_prior.label}, slope ~ Normal(0, "
+        f"{_on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple)}) per "
         f"{mod.unit}; minimal important difference {fmt(o.mid)} ({o.mid_source})"
         for o in spec.outcomes) + ".")
+    rule = mod.estimability
+    paras.append("Moderator estimability rule (declared): a moderator quantity is shown as a "
+                 "number only when its posterior SD is below "
+                 f"{rule.max_contraction if rule else 0.5:g} × its prior SD and at least "
+                 f"{rule.min_trials_each_side if rule else 2} trials with baseline status "
+                 "information lie on each side of the cut-off; otherwise it is reported as not "
+                 "estimable with the reason and its prior and posterior SD.")
     paras.append("Trials without a numeric baseline level enter the continuous "
                  "meta-regression with a latent level (minus the cut-off, in "
                  f"{mod.unit}) drawn from a normal distribution per status "
