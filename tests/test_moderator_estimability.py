@@ -219,3 +219,25 @@ def test_index_shows_multivariate_slope_only_when_estimable(tmp_path: Path) -> N
     assert "rho = 0.5 (primary): pooled slope -7.77" in answer.replace("−", "-")
     assert ("rho = 0.8 (sensitivity): pooled slope not estimable: posterior SD is 91% of the "
             "prior SD") in answer
+
+
+def test_index_hides_a_rejected_univariate_pooled_slope(tmp_path: Path) -> None:
+    from nutrimeta.report import render_index
+
+    cross = json.loads((FIXTURES / "cross_nutrient.json").read_text(encoding="utf-8"))
+    assert cross["status"] == "ok"
+    cross["pooled_slope"] = {"mean": -7.77, "q025": -9.91, "q975": -5.53, "p_lt_0": 0.999}
+    cross["pooled_moderator"] = {
+        "estimable": False, "reason": "no trial above the cut-off", "prior_sd": 2.0,
+        "posterior_sd": 1.9, "contraction": 0.95, "n_measured": 0, "n_category_only": 3,
+        "n_below": 3, "n_above": 0}
+    path = tmp_path / "cross_nutrient.json"
+    path.write_text(json.dumps(cross), encoding="utf-8")
+    page = render_index([FIXTURES / "zinc_testosterone.json"], tmp_path / "reports",
+                        path).read_text(encoding="utf-8")
+    section = page[page.index('id="cross-nutrient"'):]
+    assert "pooled slope of the effect on baseline status not estimable: no trial above" \
+        in section
+    for number in ("7.77", "9.91", "5.53"):
+        assert number not in section, number
+    assert "<img" not in section  # no slope figure either

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from nutrimeta.effect_table import effects_for_spec, pooled_rows
+from nutrimeta.estimability import InformingTrials, assess
 from nutrimeta.results import benefit_sign
 from nutrimeta.spec import AnalysisSpec
 from nutrimeta.validate import Evidence
@@ -114,7 +115,14 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
         if label is not None:
             p.update(_summary(slope.sel(nutrient=label).values.ravel()))
     sg = post["slope_global"].values.ravel()
+    # the declared estimability rule on the pooled slope (moderator relative to cut-off 0)
+    informing = InformingTrials.from_trials(
+        [None if pd.isna(v) else float(v) for v in df["baseline_status_value_std"]],
+        [None if pd.isna(c) else str(c) for c in df["baseline_status_category"]], 0.0)
+    pooled_est = assess(priors.slope_sd, float(sg.std(ddof=1)), informing,
+                        specs[0].moderator.estimability).to_dict()
     return {**base, "status": "ok" if diag.passed else "failed",
+            "pooled_moderator": pooled_est,
             "reason": "" if diag.passed else "; ".join(diag.problems),
             "slopes": pairs, "pooled_slope": _summary(sg),
             "tau": summ.get("sigma_slope"), "scale": "per unit of fractional distance from the "

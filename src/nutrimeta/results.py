@@ -131,8 +131,7 @@ class ModelResult(Record):
     priors: dict[str, Any] | None = None
     regression_line: list[RegressionPoint] = Field(default_factory=list)
     density: dict[str, Density] = Field(default_factory=dict)
-    #: moderator models: estimability of slope / effect_deficient / effect_replete /
-    #: deficient_minus_replete by the spec's declared rule
+    #: moderator models: each moderator quantity's estimability by the declared rule
     moderator: dict[str, ModeratorQuantity] | None = None
 
     def estimable(self, quantity: str) -> bool:
@@ -312,8 +311,7 @@ class OutcomeResult(Record):
     cumulative: list[CumulativeRow] = Field(default_factory=list)
     next_trial: NextTrial | None = None
     tau_prior_posterior: TauPriorPosterior | None = None
-    #: the moderator estimability of the outcome's main moderator model (see
-    #: :class:`ModeratorResult`); None in bundles from before it was assessed
+    #: the outcome's moderator estimability (None in bundles from before it was assessed)
     moderator: ModeratorResult | None = None
 
     @property
@@ -616,9 +614,10 @@ class CrossNutrientResult(Record):
     sampling_attempts: list[SamplingAttempt] = Field(default_factory=list)
     seed: int | None = None
     priors: dict[str, Any] | None = None
-    #: the multivariate model (outcomes within trials, slope pooled across outcomes and
-    #: pairs) at each declared rho, primary first: the main deficiency answer
+    #: the multivariate model at each declared rho, primary first: the main deficiency answer
     multivariate: list[MultivariateFit] | None = None
+    #: the estimability rule applied to ``pooled_slope`` (None in older results)
+    pooled_moderator: ModeratorQuantity | None = None
 
 
 class ReportResults(Record):

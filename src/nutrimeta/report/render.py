@@ -671,8 +671,9 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
         cfailed = (typed.status == "failed"
                    or (typed.diagnostics is not None and not typed.diagnostics.passed))
         any_failed |= cfailed
+        hidden = typed.pooled_moderator is not None and not typed.pooled_moderator.estimable
         with figs.figure_style():
-            fig = figs.cross_nutrient(typed)
+            fig = None if hidden else figs.cross_nutrient(typed)
             png = None
             if fig is not None:
                 with tempfile.TemporaryDirectory() as td:
@@ -680,7 +681,10 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
         slope_rows = [{"evidence base": r.evidence_base, "outcome": r.label or r.outcome,
                        "k": r.k, "slope": r.mean, "2.5%": r.q025, "97.5%": r.q975,
                        "p_lt_0": r.p_lt_0} for r in typed.slopes]
-        if typed.pooled_slope is not None:
+        if hidden:  # one rule: no number for a pooled slope the rule rejects
+            slope_rows = [{**r, "slope": None, "2.5%": None, "97.5%": None, "p_lt_0": None}
+                          for r in slope_rows]
+        if typed.pooled_slope is not None and not hidden:
             ps = typed.pooled_slope
             slope_rows.append({"evidence base": "all", "outcome": "pooled slope", "k": None,
                                "slope": ps.mean, "2.5%": ps.q025, "97.5%": ps.q975,
@@ -693,6 +697,8 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
                  "status": typed.status, "reason": typed.reason or "",
                  "moderator": typed.moderator, "measure": typed.measure,
                  "multivariate": multivariate_sentences(typed),
+                 "pooled_hidden": (typed.pooled_moderator.statement if hidden
+                                   and typed.pooled_moderator else None),
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()
