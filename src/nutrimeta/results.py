@@ -23,13 +23,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from nutrimeta.analysis_results import AnalysisResult
+from nutrimeta.moderator_results import (
+    EstimabilityRuleRecord,
+    ModeratorQuantity,
+    ModeratorResult,
+    MultivariateFit,
+)
 from nutrimeta.records import OpenRecord, Probability, Record, Relation
 
 #: Version of the bundle layout; bumped when a field changes meaning or shape.
 SCHEMA_VERSION = 2
 Direction = Literal["increase", "decrease"]
 Status = Literal["ok", "skipped", "failed"]
-Verdict = Literal["supported", "not supported", "uncertain"]
+Verdict = Literal["supported", "not supported", "uncertain", "not estimable"]
 
 #: Models that give the headline pooled effect of an outcome, in order of preference.
 PRIMARY_ORDER = ("random_effects", "exact", "all_evidence", "meta_regression_category",
@@ -125,6 +131,14 @@ class ModelResult(Record):
     priors: dict[str, Any] | None = None
     regression_line: list[RegressionPoint] = Field(default_factory=list)
     density: dict[str, Density] = Field(default_factory=dict)
+    #: moderator models: each moderator quantity's estimability by the declared rule
+    moderator: dict[str, ModeratorQuantity] | None = None
+
+    def estimable(self, quantity: str) -> bool:
+        """False when the rule judged ``quantity`` not estimable (True when not assessed:
+        a quantity of no moderator model, e.g. ``mu``)."""
+        q = (self.moderator or {}).get(quantity)
+        return q is None or q.estimable
 
     @property
     def ok(self) -> bool:
@@ -297,6 +311,8 @@ class OutcomeResult(Record):
     cumulative: list[CumulativeRow] = Field(default_factory=list)
     next_trial: NextTrial | None = None
     tau_prior_posterior: TauPriorPosterior | None = None
+    #: the outcome's moderator estimability (None in bundles from before it was assessed)
+    moderator: ModeratorResult | None = None
 
     @property
     def relation(self) -> Relation:
@@ -329,15 +345,17 @@ class TauPriorRecord(Record):
     """A tau prior as declared in the spec."""
 
     family: str
-    scale: float
+    scale: float | None = None  # None: a multiple of the unit SD not resolved (sensitivity)
     nu: float = 3.0
+    scale_multiple: float | None = None
 
     @property
     def label(self) -> str:
         """How the prior is printed."""
         from nutrimeta.priors import tau_label
 
-        return tau_label(self.family, self.scale, self.nu)
+        return tau_label(self.family, math.nan if self.scale is None else self.scale, self.nu,
+                         self.scale_multiple)
 
 
 class OutcomeSpecRecord(Record):
@@ -355,6 +373,8 @@ class OutcomeSpecRecord(Record):
     unit_sd_source: str | None = None
     slope_prior_sd: float
     primary: bool = True
+    mu_prior_sd_multiple: float | None = None
+    slope_prior_sd_multiple: float | None = None
 
 
 class LatentLevelRecord(Record):
@@ -376,6 +396,8 @@ class ModeratorRecord(Record):
     reference_deficient: float
     reference_replete: float
     latent: dict[str, LatentLevelRecord]
+    #: None in bundles from before the rule was declared (the defaults applied)
+    estimability: EstimabilityRuleRecord | None = None
 
 
 class SamplerRecord(Record):
@@ -594,6 +616,10 @@ class CrossNutrientResult(Record):
     sampling_attempts: list[SamplingAttempt] = Field(default_factory=list)
     seed: int | None = None
     priors: dict[str, Any] | None = None
+    #: the multivariate model at each declared rho, primary first: the main deficiency answer
+    multivariate: list[MultivariateFit] | None = None
+    #: the estimability rule applied to ``pooled_slope`` (None in older results)
+    pooled_moderator: ModeratorQuantity | None = None
 
 
 class ReportResults(Record):

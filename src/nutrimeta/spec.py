@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from nutrimeta.estimability import EstimabilityRule
 from nutrimeta.io_utils import sha256_text
 from nutrimeta.priors import TAU_FAMILIES, tau_label
 from nutrimeta.schema import EVIDENCE_BASES, MODERATOR_UNITS, OUTCOMES, STATUS_CATEGORIES
@@ -45,13 +46,24 @@ class TauPriorSpec:
     """Prior of the between-trial SD tau: family, scale (the mean for the exponential), nu."""
 
     family: str
-    scale: float
+    scale: float  # NaN while a multiple of the unit SD is not resolved for an outcome
     nu: float = 3.0
+    #: the scale as a multiple of the outcome's unit SD (None: an absolute scale)
+    scale_multiple: float | None = None
 
     @property
     def label(self) -> str:
         """How the prior is printed (one rule: :func:`nutrimeta.priors.tau_label`)."""
-        return tau_label(self.family, self.scale, self.nu)
+        return tau_label(self.family, self.scale, self.nu, self.scale_multiple)
+
+    def for_outcome(self, unit_sd: float | None) -> TauPriorSpec:
+        """The prior on one outcome's scale (a multiple resolved with its unit SD)."""
+        if self.scale_multiple is None:
+            return self
+        if unit_sd is None:
+            raise ValueError("a tau prior stated as a multiple of the unit SD needs unit_sd")
+        return TauPriorSpec(self.family, self.scale_multiple * unit_sd, self.nu,
+                            self.scale_multiple)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ class OutcomeSpec:
     tau_prior: TauPriorSpec
     slope_prior_sd: float
     primary: bool = True
+    #: the mu / slope prior SDs as multiples of ``unit_sd`` when declared so (None: absolute)
+    mu_prior_sd_multiple: float | None = None
+    slope_prior_sd_multiple: float | None = None
     #: Typical between-participant SD on the outcome's analysis scale (for a ROM outcome a
     #: coefficient of variation); scales the all-reports priors. None: not declared.
     unit_sd: float | None = None
@@ -107,6 +122,8 @@ class ModeratorSpec:
     reference_deficient: float
     reference_replete: float
     latent: dict[str, LatentLevel]
+    #: ``[moderator.estimability]``: when a moderator quantity may be shown as a number
+    estimability: EstimabilityRule = field(default_factory=EstimabilityRule)
 
 
 @dataclass(frozen=True)
@@ -200,8 +217,17 @@ def _one_of(value: str, allowed: tuple[str, ...] | dict[str, Any], what: str) ->
 
 class _TauToml(_Toml):
     family: str
-    scale: float
+    scale: float | None = None
+    scale_multiple: float | None = None  # of the outcome's unit_sd
     nu: float = 3.0
+
+    @model_validator(mode="after")
+    def _one_scale(self) -> _TauToml:
+        if (self.scale is None) == (self.scale_multiple is None):
+            raise ValueError("give exactly one of scale and scale_multiple (of unit_sd)")
+        if self.scale_multiple is not None and not self.scale_multiple > 0:
+            raise ValueError("tau prior scale_multiple must be > 0")
+        return self
 
     @field_validator("family")
     @classmethod
@@ -210,8 +236,8 @@ class _TauToml(_Toml):
 
     @field_validator("scale")
     @classmethod
-    def _scale(cls, v: float) -> float:
-        if not v > 0:
+    def _scale(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
             raise ValueError("tau prior scale must be > 0")
         return v
 
@@ -268,6 +294,25 @@ class _LatentToml(_Toml):
     sd: float
 
 
+class _EstimabilityToml(_Toml):
+    max_contraction: float = EstimabilityRule.max_contraction
+    min_trials_each_side: int = EstimabilityRule.min_trials_each_side
+
+    @field_validator("max_contraction")
+    @classmethod
+    def _contraction(cls, v: float) -> float:
+        if not 0.0 < v <= 1.0:
+            raise ValueError("max_contraction must lie in (0, 1]")
+        return v
+
+    @field_validator("min_trials_each_side")
+    @classmethod
+    def _min_each_side(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("min_trials_each_side must be >= 0")
+        return v
+
+
 class _ModeratorToml(_Toml):
     unit: str
     cutoff_value: float
@@ -276,6 +321,7 @@ class _ModeratorToml(_Toml):
     reference_deficient: float
     reference_replete: float
     latent: dict[str, _LatentToml]
+    estimability: _EstimabilityToml = _EstimabilityToml()
 
     @field_validator("latent")
     @classmethod
@@ -295,12 +341,29 @@ class _OutcomeToml(_Toml):
     mid: float
     mid_source: str
     beneficial: str
-    mu_prior_sd: float
+    mu_prior_sd: float | None = None
+    mu_prior_sd_multiple: float | None = None
     tau_prior: _TauToml
-    slope_prior_sd: float
+    slope_prior_sd: float | None = None
+    slope_prior_sd_multiple: float | None = None
     primary: bool = True
     unit_sd: float | None = None
     unit_sd_source: str = ""
+
+    @model_validator(mode="after")
+    def _priors_on_scale(self) -> _OutcomeToml:
+        for key in ("mu_prior_sd", "slope_prior_sd"):
+            absolute, multiple = getattr(self, key), getattr(self, f"{key}_multiple")
+            if (absolute is None) == (multiple is None):
+                raise ValueError(f"give exactly one of {key} and {key}_multiple (of unit_sd)")
+            if (multiple if multiple is not None else absolute) <= 0:
+                raise ValueError(f"{key} must be > 0")
+        uses_multiple = (self.mu_prior_sd_multiple is not None
+                         or self.slope_prior_sd_multiple is not None
+                         or self.tau_prior.scale_multiple is not None)
+        if uses_multiple and self.unit_sd is None:
+            raise ValueError("priors stated as multiples of the unit SD need unit_sd")
+        return self
 
     @field_validator("unit_sd")
     @classmethod
@@ -452,17 +515,33 @@ def load_spec(path: Path | str) -> AnalysisSpec:
         nutrient=nutrient, unit=m.unit, cutoff=cutoff, cutoff_value=m.cutoff_value,
         cutoff_unit=m.cutoff_unit, cutoff_source=m.cutoff_source,
         reference_deficient=m.reference_deficient, reference_replete=m.reference_replete,
-        latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES})
+        latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES},
+        estimability=EstimabilityRule(max_contraction=m.estimability.max_contraction,
+                                      min_trials_each_side=m.estimability.min_trials_each_side))
 
     def tau(x: _TauToml) -> TauPriorSpec:
-        return TauPriorSpec(x.family, x.scale, x.nu)
+        return TauPriorSpec(x.family, math.nan if x.scale is None else x.scale, x.nu,
+                            x.scale_multiple)
+
+    def on_scale(absolute: float | None, multiple: float | None, unit_sd: float | None
+                 ) -> float:
+        return float(absolute if absolute is not None else multiple * unit_sd)  # type: ignore
 
     outcomes = tuple(OutcomeSpec(
         id=o.id, measure=o.measure, unit=o.unit if o.unit is not None else OUTCOMES[o.id]["unit"],
-        mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial, mu_prior_sd=o.mu_prior_sd,
-        tau_prior=tau(o.tau_prior), slope_prior_sd=o.slope_prior_sd, primary=o.primary,
-        unit_sd=o.unit_sd, unit_sd_source=o.unit_sd_source)
+        mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial,
+        mu_prior_sd=on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple, o.unit_sd),
+        tau_prior=tau(o.tau_prior).for_outcome(o.unit_sd),
+        slope_prior_sd=on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple, o.unit_sd),
+        primary=o.primary, unit_sd=o.unit_sd, unit_sd_source=o.unit_sd_source,
+        mu_prior_sd_multiple=o.mu_prior_sd_multiple,
+        slope_prior_sd_multiple=o.slope_prior_sd_multiple)
         for o in t.outcomes)
+    if any(x.scale_multiple is not None for x in t.sensitivity.tau_priors):
+        missing = [o.id for o in outcomes if o.unit_sd is None]
+        if missing:
+            raise SpecError(f"{w} [sensitivity] tau_priors: a prior stated as a multiple of the "
+                            f"unit SD needs unit_sd for every outcome; missing for {missing}")
     sens = t.sensitivity
     spec = AnalysisSpec(
         evidence_base=base, title=t.analysis.title, question=t.analysis.question,

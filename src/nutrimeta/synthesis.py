@@ -28,6 +28,13 @@ from nutrimeta.all_reports import (
     fragile_rows,
 )
 from nutrimeta.effect_table import effects_for_spec, pooled_rows
+from nutrimeta.estimability import (
+    MODERATOR_QUANTITIES,
+    InformingTrials,
+    assess,
+    category_moderator_prior_sds,
+    continuous_moderator_prior_sds,
+)
 from nutrimeta.models import frequentist
 from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.next_trial import next_trial_entry
@@ -38,6 +45,7 @@ from nutrimeta.results import (
     Bundle,
     ClaimResult,
     ModelResult,
+    ModeratorResult,
     OutcomeResult,
     Summary,
     benefit_relation,
@@ -66,6 +74,10 @@ MODEL_DESCRIPTIONS = {
     "all_evidence": "Secondary analysis of all designs: non-randomised designs carry an explicit "
                     "bias term and extra variance; with the continuous baseline moderator.",
 }
+
+
+#: Moderator models in the order their estimability answers the outcome's deficiency question
+MODERATOR_MODELS = ("meta_regression_continuous", "meta_regression_category", "all_evidence")
 
 
 def _q(summary: dict[str, float]) -> dict[str, float]:
@@ -277,22 +289,63 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
         out["prediction"] = _q(summ["theta_new"])
     if "i2" in summ:  # reported in percent, as metafor does
         out["i2"] = {k: round(100 * v, 4) for k, v in _q(summ["i2"]).items()}
+    moderator = moderator_estimability(post, priors, df, spec)
+    if moderator:
+        out["moderator"] = moderator
     if kind == "meta_regression_continuous":
-        out["regression_line"] = _regression_line(post, spec, df)
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
+        if moderator.get("slope", {}).get("estimable"):
+            # the band only where the data inform it (no band when the slope is not estimable)
+            out["regression_line"] = _regression_line(post, spec, df)
     return ModelResult.model_validate(clean_json(out))
 
 
+def moderator_estimability(post: Any, priors: Any, df: pd.DataFrame, spec: AnalysisSpec
+                           ) -> dict[str, dict[str, Any]]:
+    """The declared rule (``spec.moderator.estimability``) applied to every moderator quantity
+    the posterior holds: prior SDs from the model's prior settings (closed form), posterior SDs
+    from the draws, informing contrasts from their baseline levels and categories."""
+    if "slope" in post:
+        prior_sds = continuous_moderator_prior_sds(priors.mu_sd, priors.slope_sd,
+                                                   priors.x_deficient, priors.x_replete)
+    elif "deficient_minus_replete" in post:
+        prior_sds = category_moderator_prior_sds(priors.mu_sd, priors.category_sd)
+    else:
+        return {}
+    levels = [None if pd.isna(v) else float(v) for v in df["baseline_status_value_std"]]
+    cats = [None if pd.isna(c) else str(c) for c in df["baseline_status_category"]]
+    trials = InformingTrials.from_trials(levels, cats, spec.moderator.cutoff)
+    return {q: assess(sd, float(post[q].values.std(ddof=1)), trials,
+                      spec.moderator.estimability).to_dict()
+            for q, sd in prior_sds.items() if q in post}
+
+
+def outcome_moderator(models: dict[str, ModelResult]) -> ModeratorResult:
+    """The outcome's moderator verdict: from the continuous meta-regression, else the
+    category model, else the all-designs model; not estimable with the reason when none was
+    fitted."""
+    for kind in MODERATOR_MODELS:
+        m = models.get(kind)
+        if m is not None and m.ok and m.moderator:
+            q = m.moderator.get("deficient_minus_replete") or next(iter(m.moderator.values()))
+            return ModeratorResult(model=kind, estimable=q.estimable, reason=q.reason,
+                                   quantities=m.moderator)
+    why = [f"{k}: {models[k].reason or models[k].status}" for k in MODERATOR_MODELS
+           if k in models]
+    return ModeratorResult(estimable=False, reason="; ".join(why) or "no moderator model run")
+
+
 def _regression_line(post: Any, spec: AnalysisSpec, df: pd.DataFrame) -> list[dict]:
+    """The posterior regression band over the measured baseline range only (empty when fewer
+    than two contrasts have a measured level: category-placed trials do not extend it)."""
     mu = post["mu"].values.ravel()
     slope = post["slope"].values.ravel()
     cut = spec.moderator.cutoff
     levels = df["baseline_status_value_std"].dropna().to_numpy(float)
-    lo = min([cut + spec.moderator.reference_deficient, *levels])
-    hi = max([cut + spec.moderator.reference_replete, *levels])
-    pad = 0.05 * (hi - lo or 1.0)
+    if len(levels) < 2 or levels.min() == levels.max():
+        return []
     out = []
-    for x in np.linspace(lo - pad, hi + pad, 41):
+    for x in np.linspace(levels.min(), levels.max(), 41):
         e = mu + slope * (x - cut)
         out.append({"x": round(float(x), 5), "mean": round(float(e.mean()), 6),
                     "q025": round(float(np.quantile(e, 0.025)), 6),
@@ -411,7 +464,8 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         if done.status != "ok":
             log(fit_end_line(spec.evidence_base, o.id, kind, done.status, done.reason or ""))
     if post is not None:
-        sens = sensitivity.prior_sensitivity(rct, list(spec.sensitivity.tau_priors),
+        sens = sensitivity.prior_sensitivity(rct, [p.for_outcome(o.unit_sd) for p in
+                                                   spec.sensitivity.tau_priors],
                                              o.mu_prior_sd, o.mid, o.beneficial)
         if spec.sensitivity.leave_one_out:
             sens += sensitivity.leave_one_out(rct, o.tau_prior, o.mu_prior_sd, o.mid,
@@ -439,6 +493,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
     else:
         entry["sensitivity"], entry["cumulative"] = [], []
+    entry["moderator"] = outcome_moderator(entry["models"])
     entry["analyses"] = analyses_entry(
         entry, o, effects, rct, spec.seed,
         {p: effects_for_spec(ev, spec, unlabelled=p) for p in spec.sensitivity.unlabelled_spread
@@ -608,8 +663,16 @@ def claim_entries(spec: AnalysisSpec, outcomes: dict[str, OutcomeResult]
         if model is None or not model.ok:
             status = model.status if model is not None else "not run"
             reason = (model.reason or "") if model is not None else ""
-            out.append(ClaimResult(**row, probability=None, estimate=None, verdict="uncertain",
+            verdict = "not estimable" if c.quantity in MODERATOR_QUANTITIES else "uncertain"
+            out.append(ClaimResult(**row, probability=None, estimate=None, verdict=verdict,
                                    why=f"model {c.model} {status}: {reason}".strip()))
+            continue
+        mq = (model.moderator or {}).get(c.quantity)
+        if mq is not None and not mq.estimable:
+            # one rule: a quantity the rule calls not estimable gets no probability or number
+            out.append(ClaimResult(**row, probability=None, estimate=None,
+                                   verdict="not estimable",
+                                   why=f"{mq.reason}; {mq.prior_vs_posterior}"))
             continue
         est = model.parameters.get(c.quantity)
         prob = _claim_probability(model, c)

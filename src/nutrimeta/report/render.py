@@ -48,6 +48,11 @@ from nutrimeta.report.fmt import (
     html_table,
     md_table,
 )
+from nutrimeta.report.moderator import (
+    legacy_moderator_parts,
+    moderator_headline_parts,
+    multivariate_sentences,
+)
 from nutrimeta.results import (
     Bundle,
     ReportResults,
@@ -117,23 +122,17 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
                      f"(95% CrI; {mid}, k = {fmt_int(o.k)}, "
                      f"n = {fmt_int(o.n_participants)})")
     parts.append(f"P(mu {o.relation} 0) {fmt_prob_eq(p_benefit)}")
-    for model in o.models.values():
-        p = model.parameters
-        if model.ok and "effect_deficient" in p and "effect_replete" in p:
-            parts.append(f"deficient {fmt_estimate(p['effect_deficient'])}, "
-                         f"replete {fmt_estimate(p['effect_replete'])}")
-            break
-    for model in o.models.values():
-        if model.ok and "slope" in model.parameters:
-            slope_txt = f"slope on baseline status {fmt_estimate(model.parameters['slope'])}"
-            ps = model.find_probability("slope", "<", 0.0)
-            if ps is not None:
-                slope_txt += f", P(slope < 0) {fmt_prob_eq(ps)}"
-            parts.append(slope_txt)
-            break
+    if o.moderator is not None:
+        parts += moderator_headline_parts(o)
+    else:  # bundles from before the estimability rule
+        parts += legacy_moderator_parts(o)
     out["text"] = "; ".join(parts) + "."
     out["mean"], out["q025"], out["q975"] = mu.mean, mu.q025, mu.q975
     return out
+
+
+def _on_scale(value: float, multiple: float | None) -> str:
+    return fmt(value) if multiple is None else f"{multiple:g} × unit SD = {fmt(value)}"
 
 
 def methods_text(bundle: Bundle, effects: pd.DataFrame,
@@ -162,10 +161,18 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame,
                  f"deficiency cut-off {fmt(mod.cutoff)} {mod.unit} ({mod.cutoff_source}); "
                  f"categories: {', '.join(mod.latent)}.")
     paras.append("Priors (declared in the analysis spec): " + "; ".join(
-        f"{o.id}: mu ~ Normal(0, {fmt(o.mu_prior_sd)}), "
-        f"{o.tau_prior.label}, slope ~ Normal(0, {fmt(o.slope_prior_sd)}) per "
+        f"{o.id}: mu ~ Normal(0, {_on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple)}), "
+        f"{o.tau_prior.label}, slope ~ Normal(0, "
+        f"{_on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple)}) per "
         f"{mod.unit}; minimal important difference {fmt(o.mid)} ({o.mid_source})"
         for o in spec.outcomes) + ".")
+    rule = mod.estimability
+    paras.append("Moderator estimability rule (declared): a moderator quantity is shown as a "
+                 "number only when its posterior SD is below "
+                 f"{rule.max_contraction if rule else 0.5:g} × its prior SD and at least "
+                 f"{rule.min_trials_each_side if rule else 2} trials with baseline status "
+                 "information lie on each side of the cut-off; otherwise it is reported as not "
+                 "estimable with the reason and its prior and posterior SD.")
     paras.append("Trials without a numeric baseline level enter the continuous "
                  "meta-regression with a latent level (minus the cut-off, in "
                  f"{mod.unit}) drawn from a normal distribution per status "
@@ -350,17 +357,23 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                 "all-reports analysis show their route; trials grouped by baseline status; "
                 "diamonds: pooled mean and 95% credible interval of the conventional and "
                 "all-reports analyses; heterogeneity from the frequentist REML fit.")
-            line_model = next((m for m in o.models.values() if m.ok and m.regression_line),
-                              None)
+            line_model = next((m for m in o.models.values() if m.ok and m.regression_line
+                               and m.estimable("slope")), None)
+            no_line = ("; no regression band: the slope is not estimable ("
+                       + o.moderator.quantities["slope"].statement + ")"
+                       if o.moderator is not None and "slope" in o.moderator.quantities
+                       and not o.moderator.quantities["slope"].estimable
+                       else "; no regression line in the results")
             add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
                 f"Effect versus baseline status, {label}. Bubble area is proportional to "
                 "precision (1/SE²); colour gives the baseline status category"
-                + ("; line and band: posterior mean regression line and 95% credible band"
-                   if line_model else "; no regression line in the results")
+                + ("; line and band: posterior mean regression line and 95% credible band "
+                   "over the measured baseline range" if line_model else no_line)
                 + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
             dens_model = next((m for m in o.models.values()
                                if m.ok and {"effect_deficient", "effect_replete"}
-                               <= set(m.parameters)), None)
+                               <= set(m.parameters) and m.estimable("effect_deficient")
+                               and m.estimable("effect_replete")), None)
             if dens_model is not None:
                 res = figs.subgroup_densities(o, dens_model, label)
                 if res is not None:
@@ -637,8 +650,9 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
         cfailed = (typed.status == "failed"
                    or (typed.diagnostics is not None and not typed.diagnostics.passed))
         any_failed |= cfailed
+        hidden = typed.pooled_moderator is not None and not typed.pooled_moderator.estimable
         with figs.figure_style():
-            fig = figs.cross_nutrient(typed)
+            fig = None if hidden else figs.cross_nutrient(typed)
             png = None
             if fig is not None:
                 with tempfile.TemporaryDirectory() as td:
@@ -646,7 +660,10 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
         slope_rows = [{"evidence base": r.evidence_base, "outcome": r.label or r.outcome,
                        "k": r.k, "slope": r.mean, "2.5%": r.q025, "97.5%": r.q975,
                        "p_lt_0": r.p_lt_0} for r in typed.slopes]
-        if typed.pooled_slope is not None:
+        if hidden:  # one rule: no number for a pooled slope the rule rejects
+            slope_rows = [{**r, "slope": None, "2.5%": None, "97.5%": None, "p_lt_0": None}
+                          for r in slope_rows]
+        if typed.pooled_slope is not None and not hidden:
             ps = typed.pooled_slope
             slope_rows.append({"evidence base": "all", "outcome": "pooled slope", "k": None,
                                "slope": ps.mean, "2.5%": ps.q025, "97.5%": ps.q975,
@@ -658,6 +675,9 @@ def render_index(bundle_paths: Iterable[Path], out_dir: Path,
                  "problems": typed.diagnostics.problems if typed.diagnostics else None,
                  "status": typed.status, "reason": typed.reason or "",
                  "moderator": typed.moderator, "measure": typed.measure,
+                 "multivariate": multivariate_sentences(typed),
+                 "pooled_hidden": (typed.pooled_moderator.statement if hidden
+                                   and typed.pooled_moderator else None),
                  "table": tbl.display_frame(rows, labels={"p_lt_0": "P(slope < 0)"}),
                  "png": png}
     env = _environment()

@@ -158,6 +158,12 @@ def deficiency_sentence(bundle: Bundle) -> str:
     reasons: list[str] = []
     estimable = []
     for oid, o in bundle.outcomes.items():
+        if o.moderator is not None:  # the declared estimability rule decides
+            if o.moderator.estimable:
+                estimable.append(oid)
+            else:
+                reasons.append(f"{o.label}: {o.moderator.reason}")
+            continue
         mods = _moderator_models(o)
         ok = [m for _, m in mods if m.ok]
         known = sorted({s.baseline_status_category for s in o.studies} - {"unknown", ""})
@@ -219,6 +225,8 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
                 comments.append(f"minimal important difference "
                                 f"{fmt(natural(o.mid, o.measure))}"
                                 f"{'' if natural_unit(o) == '%' else ' '}{natural_unit(o)}")
+        if o.moderator is not None:
+            comments.append(moderator_comment(o))
         if unknown:
             comments.append("participant count leaves out trials with unknown n")
         if o.k < 10:
@@ -227,6 +235,19 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
                      "effect": effect, "certainty": certainty,
                      "downgrades": downgrades, "comments": "; ".join(comments)})
     return rows
+
+
+def moderator_comment(o: OutcomeResult) -> str:
+    """The summary-of-findings note on effect modification by baseline status: never a
+    number for a quantity the estimability rule rejects, prior vs posterior SD instead."""
+    mod = o.moderator
+    assert mod is not None
+    if mod.estimable:
+        return "effect modification by baseline status estimable (see the outcome section)"
+    q = mod.quantities.get("deficient_minus_replete")
+    if q is None:
+        return f"effect modification by baseline status not estimable ({mod.reason})"
+    return f"deficient vs replete {q.statement}"
 
 
 def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -161,6 +161,11 @@ def pooled_results(bundle: Bundle) -> pd.DataFrame:
                 rows.append({**base, "quantity": "", **dict.fromkeys(STATS)})
                 continue
             for pname, summ in m.parameters.items():
+                mq = (m.moderator or {}).get(pname)
+                if mq is not None and not mq.estimable:  # no number for it: prior vs posterior
+                    rows.append({**base, "quantity": f"{pname} ({mq.statement})",
+                                 **dict.fromkeys(STATS)})
+                    continue
                 rows.append({**base, "quantity": pname, **{s: getattr(summ, s) for s in STATS}})
             if m.prediction is not None:
                 p = m.prediction
@@ -179,7 +184,7 @@ def probabilities(bundle: Bundle) -> pd.DataFrame:
     rows = [{"outcome": oid, "model": mid, "event": p.text, "probability": p.value}
             for oid, o in bundle.outcomes.items()
             for mid, m in o.models.items() if m.ok
-            for p in m.probabilities]
+            for p in m.probabilities if m.estimable(p.quantity)]
     return pd.DataFrame(rows, columns=["outcome", "model", "event", "probability"])
 
 
