@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 
 from nutrimeta.all_reports import all_reports_sensitivity, fragile_rows
+from nutrimeta.analyses import VERDICT_LEVELS, analyses_entry
 from nutrimeta.analysis_results import AnalysisResult
 from nutrimeta.effects import EffectSettings, compute_effects
 from nutrimeta.models.fitting import save_posterior
@@ -25,7 +26,7 @@ from nutrimeta.report.render import headline
 from nutrimeta.report.tables import analyses_side_by_side, fragile_text
 from nutrimeta.results import VERDICT_RULE, Bundle, ModelResult
 from nutrimeta.spec import ClaimSpec, OutcomeSpec, TauPriorSpec, load_spec
-from nutrimeta.synthesis import VERDICT_LEVELS, analyses_entry, claim_entries
+from nutrimeta.synthesis import claim_entries
 from test_all_reports import _row, _study  # helpers building curated rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nutrimeta.analyses import analyses_entry
 from nutrimeta.effect_table import effects_for_spec
 from nutrimeta.spec import SensitivitySpec, load_specs
-from nutrimeta.synthesis import analyses_entry, outcome_entry
+from nutrimeta.synthesis import outcome_entry
 from nutrimeta.validate import load_evidence
 
 ROOT = Path(__file__).resolve().parents[1]

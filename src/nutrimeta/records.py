@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["OpenRecord", "Probability", "Record", "Relation"]
 
 Relation = Literal["<", ">"]
+#: Which way an outcome moves when supplementation helps.
+Direction = Literal["increase", "decrease"]
 
 
 class Record(BaseModel):

@@ -28,11 +28,11 @@ from nutrimeta.report.fmt import fmt, fmt_p
 from nutrimeta.results import (
     CrossNutrientResult,
     ModelResult,
-    ModeratorRecord,
     OutcomeResult,
     Summary,
 )
 from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
+from nutrimeta.spec_records import ModeratorRecord
 
 PALETTE = sns.color_palette("colorblind", 8)
 OBSERVED = "#222222"

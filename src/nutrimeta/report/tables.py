@@ -15,7 +15,8 @@ import pandas as pd
 
 from nutrimeta.report import grade
 from nutrimeta.report.fmt import fmt, fmt_estimate, fmt_int, fmt_p, fmt_prob, fmt_prob_eq
-from nutrimeta.results import Bundle, ModelResult, ModeratorRecord, OutcomeResult, clean_json
+from nutrimeta.results import Bundle, ModelResult, OutcomeResult, clean_json
+from nutrimeta.spec_records import ModeratorRecord
 
 STATS = ("mean", "median", "sd", "q025", "q975")
 
