@@ -329,3 +329,22 @@ def test_layout_probe_detects_overflow(tmp_path: Path) -> None:
     assert "#references missing" in problems
     assert "no forest or albatross figure" in problems
     assert any("image 0 broken" in p for p in problems)
+
+
+def test_participant_count_never_reads_as_covering_every_trial() -> None:
+    """Two trials, one without a reported n: the 63 participants belong to the other."""
+    from types import SimpleNamespace
+
+    from nutrimeta.report.summary import trials_text
+
+    def outcome(ns: list[tuple[int | None, int | None]], n_total: float) -> SimpleNamespace:
+        studies = [SimpleNamespace(study_id=f"t{i}", n_intervention=a, n_control=b)
+                   for i, (a, b) in enumerate(ns)]
+        return SimpleNamespace(k=len(ns), n_participants=n_total, studies=studies)
+
+    assert trials_text(outcome([(30, 33), (None, None)], 63)) == (
+        "2 randomised trials (1 with unknown n), 63 participants in the other")
+    assert trials_text(outcome([(30, 33), (20, 20)], 103)) == (
+        "2 randomised trials, 103 participants")
+    assert trials_text(outcome([(None, None)], 0)) == (
+        "1 randomised trial, number of participants not reported")

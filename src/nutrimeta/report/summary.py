@@ -68,14 +68,19 @@ def unknown_n_trials(outcome: OutcomeResult) -> int:
 
 
 def trials_text(outcome: OutcomeResult) -> str:
-    """``"2 randomised trials, 63 participants (1 trial with unknown n)"``."""
+    """``"2 randomised trials, 63 participants"``; when some trials did not report their n,
+    ``"2 randomised trials (1 with unknown n), 63 participants in the other"``: the
+    participant count never reads as if it covered every trial."""
     k = outcome.k
     unknown = unknown_n_trials(outcome)
-    text = f"{k} randomised trial{'s' if k != 1 else ''}, {fmt_int(outcome.n_participants)} " \
-           "participants"
-    if unknown:
-        text += f" (plus {unknown} trial{'s' if unknown != 1 else ''} with unknown n)"
-    return text
+    trials = f"{k} randomised trial{'s' if k != 1 else ''}"
+    if not unknown:
+        return f"{trials}, {fmt_int(outcome.n_participants)} participants"
+    if unknown >= k:
+        return f"{trials}, number of participants not reported"
+    known = k - unknown
+    return (f"{trials} ({unknown} with unknown n), {fmt_int(outcome.n_participants)} "
+            f"participants in the {'other' if known == 1 else f'other {known}'}")
 
 
 # --------------------------------------------------------------------------- bottom line
