@@ -216,6 +216,8 @@ def test_index_shows_multivariate_slope_only_when_estimable(tmp_path: Path) -> N
     page = render_index([FIXTURES / "zinc_testosterone.json"], tmp_path / "reports",
                         path).read_text(encoding="utf-8")
     answer = page[page.index('id="deficiency-answer"'):]
+    # the package's main answer to the deficiency question comes before the per-base cards
+    assert page.index('id="deficiency-answer"') < page.index('id="base-')
     assert "rho = 0.5 (primary): pooled slope -7.77" in answer.replace("−", "-")
     assert ("rho = 0.8 (sensitivity): pooled slope not estimable: posterior SD is 91% of the "
             "prior SD") in answer
