@@ -72,8 +72,8 @@ bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same ru
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
 
-calibration: $(STAMP) ## Calibration study of the all-reports analysis (slow, several minutes)
-	$(PY) benchmarks/calibration.py --workers $(JOBS)
+calibration: $(STAMP) ## Calibration study of the all-reports analysis on dask (SCHEDULER=ADDRESS; resumes)
+	$(PY) benchmarks/calibration.py --workers $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 
 mutation: $(STAMP) ## Mutation testing of the statistical modules (mutmut; slow)
 	$(PY) -m pip install --quiet 'mutmut>=3.8'

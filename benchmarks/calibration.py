@@ -25,11 +25,15 @@ in units of the outcome SD):
 - ``conventional``: complete reports only, the exact normal-normal posterior
   (:func:`nutrimeta.models.exact.exact_posterior`).
 
-``run_one(seed, params)`` does one data set (the unit of work of a distributed runner);
-``main`` runs many (serially or with a process pool) and writes ``benchmarks/calibration.json``
-and ``benchmarks/calibration.md``.
+``run_one(seed, params)`` does one data set; ``main`` runs ``--n`` of them per scenario as a
+simulation study on dask.distributed (:func:`nutrimeta.simstudy.run_study`): a LocalCluster of
+``--workers`` processes by default, or the cluster at ``--scheduler ADDRESS``; a progress bar
+on standard error; each data set's result written to its own file under ``--tasks-dir`` as it
+finishes, so an interrupted study resumes where it stopped; seeds per data set derived from
+the study seed and the data set's index, so the results do not depend on the number of
+workers. It writes ``benchmarks/calibration.json`` and ``benchmarks/calibration.md``.
 
-Usage: ``python benchmarks/calibration.py [--n 400] [--workers 2]``.
+Usage: ``python benchmarks/calibration.py [--n 400] [--workers 2] [--scheduler ADDRESS]``.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ import argparse
 import json
 import math
 import platform
-import time
+import shutil
+import sys
+import zlib
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +60,13 @@ from nutrimeta.models.partial import (
     assign_route,
     grid_posterior,
 )
+from nutrimeta.simstudy import StudyResult, run_study
 
 HERE = Path(__file__).resolve().parent
+#: Study seed of the calibration; each scenario's study seed is derived from it and its name.
+SEED = 2026
+#: Default folder of the per-data-set result files (resumable).
+TASKS_DIR = HERE.parent / "build" / "calibration-all-reports"
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "k": 10,
@@ -223,35 +233,81 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_many(n: int, params: dict, workers: int = 1, first_seed: int = 1) -> list[dict]:
-    """Run ``n`` data sets with seeds ``first_seed ..``; results do not depend on workers."""
-    seeds = list(range(first_seed, first_seed + n))
-    if workers <= 1:
-        return [run_one(s, params) for s in seeds]
-    with ProcessPoolExecutor(workers) as ex:
-        return list(ex.map(run_one, seeds, [params] * n, chunksize=8))
+def scenario_seed(seed: int, name: str) -> int:
+    """The study seed of scenario ``name``: stable whatever scenarios are selected."""
+    state = np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)
+    return int(state[0])
+
+
+def _ship_by_value() -> None:
+    """Worker processes cannot import this script by name: send its functions by value."""
+    import cloudpickle
+
+    module = sys.modules.get(__name__)
+    if module is not None and __name__ != "__main__":
+        cloudpickle.register_pickle_by_value(module)
+
+
+def run_many(n: int, params: dict, out_dir: Path, *, seed: int = SEED, workers: int | None = 1,
+             scheduler: str | None = None, progress: bool = True) -> StudyResult:
+    """Run ``n`` data sets as a resumable dask study (one result file each in ``out_dir``);
+    ``.results`` holds the rows in data-set order.
+
+    Data set ``i`` gets :func:`nutrimeta.simstudy.task_seed` ``(seed, i)``, so the rows do not
+    depend on ``workers`` nor on the scheduler."""
+    _ship_by_value()
+    return run_study(run_one, [params] * n, seed=seed, out_dir=out_dir,
+                     scheduler_address=scheduler, n_workers=workers, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the scenarios and write ``calibration.json`` and ``calibration.md``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=400, help="simulated data sets per scenario")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker processes of the local cluster (default: one per core)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="address of a running dask scheduler (default: a local cluster)")
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
                     help="scenario(s) to run (default: all)")
+    ap.add_argument("--seed", type=int, default=SEED, help="study seed")
+    ap.add_argument("--tasks-dir", type=Path, default=TASKS_DIR,
+                    help="folder of the per-data-set results (a rerun resumes from it)")
+    ap.add_argument("--restart", action="store_true",
+                    help="discard the saved per-data-set results first")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
+    if args.restart and args.tasks_dir.exists():
+        shutil.rmtree(args.tasks_dir)
+    names = args.scenario or list(SCENARIOS)
     results: dict[str, Any] = {}
-    for name in args.scenario or list(SCENARIOS):
-        params = {**DEFAULT_PARAMS, **SCENARIOS[name]}
-        start = time.perf_counter()
-        rows = run_many(args.n, params, args.workers)
-        results[name] = {"params": params, "n_datasets": args.n,
-                         "summary": summarise(rows, params),
-                         "seconds": time.perf_counter() - start}
+    cluster = None
+    scheduler = args.scheduler
+    if scheduler is None:
+        from distributed import LocalCluster
+
+        # one local cluster for every scenario (each study connects to it)
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        scheduler = cluster.scheduler_address
+    try:
+        for name in names:
+            params = {**DEFAULT_PARAMS, **SCENARIOS[name]}
+            seed = scenario_seed(args.seed, name)
+            print(f"scenario {name}: {args.n} data sets", file=sys.stderr)
+            study = run_many(args.n, params, args.tasks_dir / name, seed=seed,
+                             scheduler=scheduler)
+            results[name] = {"params": params, "n_datasets": args.n, "study_seed": seed,
+                             "summary": summarise(study.results, params),
+                             "seconds": study.elapsed_s}
+    finally:
+        if cluster is not None:
+            cluster.close()
     payload = {"scenarios": results, "machine": platform.platform(),
                "method": "all_reports: grid_posterior (brute-force integration of the "
-                         "all-reports likelihood); conventional: exact_posterior"}
+                         "all-reports likelihood); conventional: exact_posterior; data sets "
+                         "run with nutrimeta.simstudy (dask.distributed), seeds per data set "
+                         "from the scenario's study seed"}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(payload, indent=2) + "\n",
                                                encoding="utf-8")
