@@ -68,9 +68,9 @@ lint: $(STAMP) typecheck ## ruff check and the static type check
 typecheck: $(STAMP) ## mypy on src/ (configured in pyproject.toml)
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## Speed benchmarks, as ratios against a baseline in the same run (slow)
+bench: $(STAMP) ## Speed benchmarks and the pipeline's time targets (slow; ONLY=peers,analysis,...)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(if $(ONLY),--only $(ONLY),)
 
 calibration: $(STAMP) ## Calibration study of the all-reports analysis on dask (SCHEDULER=ADDRESS; resumes)
 	$(PY) benchmarks/calibration.py --workers $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
