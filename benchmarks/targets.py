@@ -193,12 +193,14 @@ def readme_first_command(readme: Path) -> str:
 
 
 def _uv_cache() -> dict[str, Any]:
+    """Whether uv is on PATH (else the Makefile installs it into the new venv) and whether
+    its package cache holds anything (a warm cache)."""
     uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv is None:
-        return {"uv": None}
+        return {"uv_on_path": False, "cache_warm": None}
     found = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=False)
     cache = Path(found.stdout.strip())
-    return {"uv": uv, "uv_on_path": shutil.which("uv") is not None, "cache_dir": str(cache),
+    return {"uv_on_path": shutil.which("uv") is not None,
             "cache_warm": cache.is_dir() and any(cache.iterdir())}
 
 
