@@ -40,7 +40,7 @@ def test_rob2_overall_rejects_unknown_judgements() -> None:
 
 
 def test_vocabularies_are_the_rob2_ones() -> None:
-    assert DOMAINS == ROB_DOMAINS[:5] and OVERALL == ROB_DOMAINS[5] == "overall"
+    assert ROB_DOMAINS[:5] == DOMAINS and OVERALL == ROB_DOMAINS[5] == "overall"
     assert set(STUDIES_COLUMN_VALUE) == set(ROB_JUDGEMENTS) - {"no information"}
     # every studies.csv value the overall maps to is allowed in studies.csv
     assert set(STUDIES_COLUMN_VALUE.values()) <= set(TABLES["studies"].column(
