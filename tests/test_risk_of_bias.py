@@ -66,3 +66,18 @@ def test_complete_assessment_passes(tmp_path: Path) -> None:
     assert ev.problems == []
     assert len(ev.risk_of_bias) == 12
 
+
+
+def test_shipped_assessments_are_complete_and_consistent() -> None:
+    """Every shipped file validates (load_evidence runs the checks) and covers each assessed
+    trial with all six rows; every included randomised trial is assessed."""
+    ev = load_evidence(ROOT / "data")
+    rob_problems = [p for p in ev.problems if "risk_of_bias" in p.file]
+    assert rob_problems == []
+    rob = ev.risk_of_bias
+    counts = rob.groupby("study_id")["domain"].nunique()
+    assert (counts == len(ROB_DOMAINS)).all()
+    s = ev.studies
+    included_rcts = set(s[(s["inclusion_status"] == "included")
+                          & s["design"].isin(("parallel_rct", "crossover_rct"))]["study_id"])
+    assert included_rcts <= set(rob["study_id"])
