@@ -246,7 +246,9 @@ STUDIES = Table(
                enum=STATUS_CATEGORIES),
         Column("baseline_status_justification", "string", "Why that category (cut-off used, "
                "or the source that classifies the population or region).", required=True),
-        Column("risk_of_bias", "string", "Overall risk of bias judgement.",
+        Column("risk_of_bias", "string", "Overall risk of bias judgement; for a trial with "
+               "rows in risk_of_bias.csv it equals that file's overall RoB 2 judgement "
+               "(checked by the validator).",
                enum=("low", "some_concerns", "high", "unclear")),
         Column("risk_of_bias_notes", "string", "Reasons: randomisation, blinding, attrition, "
                "completer-only analysis, selective reporting."),
