@@ -594,3 +594,40 @@ def test_row_reading_is_stated_in_the_derivation() -> None:
     r = one(compute_effects(*frames([study("p2001")], rows), EffectSettings(prefer="final")),
             "p2001")
     assert "read as SD, as its printed p-value decides" in r.derivation
+
+
+def test_rom_from_change_scores_keeps_the_contrast_direction() -> None:
+    """A ratio of means needs levels: median changes alone give no ROM, but their sign (and
+    the reported between-arm p) enter the all-reports analysis; swapping arms flips it."""
+    from nutrimeta.all_reports import cell_from_effect_row
+    from nutrimeta.models.partial import assign_route
+
+    def rows(ci: float, cc: float) -> list[dict]:
+        return [res("c2001", "intervention", "follow_up", "change", n=25, median=ci, q1=ci - 5,
+                    q3=ci + 5, outcome="tpo_ab", unit="IU/mL", p_value=0.001,
+                    p_value_qualifier="=", p_value_comparison="between_arms_change"),
+                res("c2001", "control", "follow_up", "change", n=24, median=cc, q1=cc - 5,
+                    q3=cc + 5, outcome="tpo_ab", unit="IU/mL")]
+
+    rom = EffectSettings(measures={"tpo_ab": "ROM"})
+    down = one(compute_effects(*frames([study("c2001")], rows(-37.1, 2.9)), rom), "c2001",
+               outcome="tpo_ab")
+    assert not down.poolable and math.isnan(down.yi)
+    assert down.direction == "decrease" and "ROM needs follow-up levels" in down.reason
+    d = assign_route(cell_from_effect_row(down.to_dict()))
+    assert d.route == "censored_threshold" and d.contribution.direction == -1
+    assert (d.contribution.n1, d.contribution.n2) == (25, 24)
+    up = one(compute_effects(*frames([study("c2001")], rows(2.9, -37.1)), rom), "c2001",
+             outcome="tpo_ab")
+    assert up.direction == "increase"
+    # no direction from arms measured at different weeks, or from equal changes
+    mixed = rows(-37.1, 2.9)
+    mixed[1]["week"] = 8
+    assert one(compute_effects(*frames([study("c2001")], mixed), rom), "c2001",
+               outcome="tpo_ab").direction == ""
+    assert one(compute_effects(*frames([study("c2001")], rows(1.0, 1.0)), rom), "c2001",
+               outcome="tpo_ab").direction == ""
+    # under MD the change scores give an estimate; no direction is inferred
+    md_row = one(compute_effects(*frames([study("c2001")], rows(-37.1, 2.9))), "c2001",
+                 outcome="tpo_ab")
+    assert md_row.poolable and md_row.direction == ""

@@ -45,7 +45,7 @@ def _resource(table: Table) -> dict[str, Any]:
     }
     if table.primary_key and table.name == "studies":
         schema["primaryKey"] = list(table.primary_key)
-    if table.name == "results":
+    if table.name in ("results", "risk_of_bias"):
         schema["foreignKeys"] = [{"fields": "study_id",
                                   "reference": {"resource": "studies", "fields": "study_id"}}]
     return {

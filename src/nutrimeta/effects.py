@@ -710,6 +710,40 @@ def _reported(rows: list[dict[str, Any]]) -> tuple[str, float]:
     return direction, p
 
 
+def _change_direction(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """Direction of the between-arm contrast from both arms' follow-up changes, for a ratio
+    measure that cannot use them (a ratio of means needs levels): ``(direction, note)``.
+
+    The arms' centres must be of one kind (both means or both medians, both changes or both
+    % changes) at the latest common week. Randomised arms have the same expected baseline,
+    so the sign of the difference in changes is the sign of the log ratio of follow-up
+    levels; only the sign is used (the all-reports sign and censored routes), never a level.
+    """
+    for vt in ("change", "percent_change"):
+        for col in ("mean", "median"):
+            found: dict[str, tuple[float, float]] = {}
+            for arm in ("intervention", "control"):
+                cands = [(_num(r, "week"), _num(r, col)) for r in rows
+                         if r["_arm"] == arm and r["_timepoint"] == "follow_up"
+                         and r["_value_type"] == vt and math.isfinite(_num(r, col))]
+                if cands:
+                    found[arm] = max(cands, key=lambda wc: wc[0] if math.isfinite(wc[0])
+                                     else -1.0)
+            if len(found) < 2:
+                continue
+            (wi, ci), (wc, cc) = found["intervention"], found["control"]
+            same_week = wi == wc or (math.isnan(wi) and math.isnan(wc))
+            if not same_week or ci == cc:
+                return "", ""
+            direction = "decrease" if ci < cc else "increase"
+            what = "% change" if vt == "percent_change" else "change"
+            return direction, (
+                f"ROM needs follow-up levels, only {what}s are reported; the direction of the "
+                f"contrast ({direction}: {col} {what} {_g(ci)} vs {_g(cc)}) and the reported "
+                "p-value enter the all-reports analysis (sign/censored routes)")
+    return "", ""
+
+
 def apply_spread_reading(results: pd.DataFrame) -> pd.DataFrame:
     """Apply the per-row reading of a bare '±' that a printed p-value decided
     (``spread_reading``, set with ``nutrimeta check``) over the analysis spec's default.
@@ -795,6 +829,10 @@ def compute_effects(
                 res.reason = "effect could not be computed"
             reasons.append(res.reason)
         direction, p = _reported(rows)
+        if not res.ok and measure == "ROM" and not direction:
+            direction, why = _change_direction(rows)
+            if direction:
+                reasons.append(why)
         poolable = res.ok and not reasons
         stratum_status = next((_str(r, "subgroup_status_category") for r in rows
                                if _str(r, "subgroup_status_category")), "")

@@ -6,7 +6,8 @@ This module is the single source of truth for the data dictionary. ``data/datapa
 schemas from the same specs.
 
 Curated data live in one folder per evidence base, ``data/<evidence_base>/``, each holding
-``studies.csv``, ``results.csv``, ``syntheses.csv`` and ``references.bib``. Numbers are recorded
+``studies.csv``, ``results.csv``, ``syntheses.csv``, ``references.bib`` and, optionally,
+``risk_of_bias.csv``. Numbers are recorded
 exactly as reported; every conversion happens in code (:mod:`nutrimeta.effects`).
 """
 
@@ -106,6 +107,17 @@ REASON_CODES: dict[str, str] = {
 OVERLAP_STATUSES = ("same_cohort", "possible", "distinct")
 ARMS = ("intervention", "control", "single_arm", "contrast")
 TIMEPOINTS = ("baseline", "follow_up")
+#: Risk-of-bias assessment (``risk_of_bias.csv``): the tool, its domains and judgements.
+ROB_TOOLS = ("RoB 2",)  # randomised trials; one tool per evidence base
+ROB_DOMAINS = (
+    "D1 randomisation process",
+    "D2 deviations from intended interventions",
+    "D3 missing outcome data",
+    "D4 measurement of the outcome",
+    "D5 selection of the reported result",
+    "overall",
+)
+ROB_JUDGEMENTS = ("low", "some concerns", "high", "no information")
 VALUE_TYPES = (
     "value",  # the level at that time point
     "change",  # change from baseline to follow-up within the arm (follow-up minus baseline)
@@ -138,6 +150,9 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = field(default=())
+    #: Whether every evidence-base folder must hold the file (an optional table that is
+    #: absent is read as empty).
+    required_file: bool = True
 
     @property
     def column_names(self) -> list[str]:
@@ -231,7 +246,9 @@ STUDIES = Table(
                enum=STATUS_CATEGORIES),
         Column("baseline_status_justification", "string", "Why that category (cut-off used, "
                "or the source that classifies the population or region).", required=True),
-        Column("risk_of_bias", "string", "Overall risk of bias judgement.",
+        Column("risk_of_bias", "string", "Overall risk of bias judgement; for a trial with "
+               "rows in risk_of_bias.csv it equals that file's overall RoB 2 judgement "
+               "(checked by the validator).",
                enum=("low", "some_concerns", "high", "unclear")),
         Column("risk_of_bias_notes", "string", "Reasons: randomisation, blinding, attrition, "
                "completer-only analysis, selective reporting."),
@@ -352,4 +369,35 @@ SYNTHESES = Table(
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (STUDIES, RESULTS, SYNTHESES)}
+RISK_OF_BIAS = Table(
+    name="risk_of_bias",
+    filename="risk_of_bias.csv",
+    description="Risk of bias by domain (RoB 2) of the randomised trials: one row per trial x "
+    "domain, the five RoB 2 domains and the overall judgement, each with its support and "
+    "source. The overall judgement follows the RoB 2 algorithm from the domains (any high -> "
+    "high; else any some concerns or no information -> some concerns; all low -> low); "
+    "'no information' is a domain judgement only. studies.csv risk_of_bias must agree with "
+    "the overall row (some concerns = some_concerns).",
+    primary_key=("study_id", "domain"),
+    required_file=False,
+    columns=(
+        Column("study_id", "string", "Key into studies.csv of the same evidence base.",
+               required=True),
+        Column("tool", "string", "Risk-of-bias tool (one per evidence base).", required=True,
+               enum=ROB_TOOLS),
+        Column("domain", "string", "RoB 2 domain, or 'overall'.", required=True,
+               enum=ROB_DOMAINS),
+        Column("judgement", "string", "Judgement for the domain ('no information' where the "
+               "sources read say nothing for it; not allowed for 'overall').", required=True,
+               enum=ROB_JUDGEMENTS),
+        Column("support", "string", "The reason, quoting what the source says (or saying "
+               "what the sources read do not report).", required=True),
+        Column("source_id", "string", "PMID, DOI, PMCID or url:<address> of the document the "
+               "support was read in (a review's risk-of-bias table when secondary).",
+               required=True),
+        Column("source_locator", "string", "Where in the source: 'abstract', 'methods', "
+               "'review X figure 2', ...", required=True),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (STUDIES, RESULTS, SYNTHESES, RISK_OF_BIAS)}

@@ -45,6 +45,10 @@ class Evidence(ProblemsMixin):
     #: Tables ("studies", "results", "syntheses", "references") of which some file could not
     #: be read whole; checks that look rows up in them are skipped.
     unreadable: set[str] = field(default_factory=set)
+    #: Risk of bias by domain (``risk_of_bias.csv``; optional per evidence base).
+    risk_of_bias: pd.DataFrame = field(
+        default_factory=lambda: _empty_frame(TABLES["risk_of_bias"]).assign(
+            _base=pd.Series(dtype="string")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,7 +169,8 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
             path = base_dir / table.filename
             label = _relative(path, data_dir)
             if not path.exists():
-                problems.append(Problem(label, None, None, "file is missing"))
+                if table.required_file:
+                    problems.append(Problem(label, None, None, "file is missing"))
                 continue
             df, found = read_table(path, table, label)
             if df.attrs.get("unreadable"):
@@ -200,7 +205,8 @@ def load_evidence(data_dir: Path | str = "data") -> Evidence:
         return pd.concat(frames[name], ignore_index=True)
 
     evidence = Evidence(data_dir, concat("studies"), concat("results"), concat("syntheses"),
-                        references, problems, set(unreadable))
+                        references, problems, set(unreadable),
+                        risk_of_bias=concat("risk_of_bias"))
     absent = {(p.file, p.column) for p in problems if p.row == 1 and "missing from the header"
               in p.message}
     flagged = {(p.file, p.row, p.column) for p in problems}
@@ -222,6 +228,7 @@ _DEPENDENT_CHECKS = {
     "studies": "unknown study_id, overlap_with, included studies without results",
     "results": "included studies without results",
     "references": "citation keys not in references.bib",
+    "risk_of_bias": "risk-of-bias study ids, domains and overall judgements",
 }
 
 
@@ -336,6 +343,18 @@ def cross_checks(ev: Evidence) -> list[Problem]:
 
     if not {"studies", "results"} & ev.unreadable:
         out += _check_studies_have_results(studies, results)
+
+    # risk of bias ---------------------------------------------------------------------------
+    if not {"studies", "risk_of_bias"} & ev.unreadable:
+        from nutrimeta.risk_of_bias import check_risk_of_bias
+
+        out += check_risk_of_bias(ev.risk_of_bias, studies)
+    for _, row in ev.risk_of_bias.iterrows():
+        v = row["source_id"]
+        if _present(v) and not SOURCE_ID.match(str(v)):
+            out.append(_at(row, "source_id", f"{v!r} is not a PMID (digits), a DOI (10.x/...), "
+                           "a PMCID (PMC digits) or, for a source with none of these, "
+                           "url:<address>"))
 
     # syntheses -----------------------------------------------------------------------------
     for _, row in syntheses.iterrows():
