@@ -50,20 +50,23 @@ class TauPriorSpec:
     nu: float = 3.0
     #: the scale as a multiple of the outcome's unit SD (None: an absolute scale)
     scale_multiple: float | None = None
+    #: unit of the resolved scale, printed in the label ("" when none or not resolved)
+    unit: str = ""
 
     @property
     def label(self) -> str:
         """How the prior is printed (one rule: :func:`nutrimeta.priors.tau_label`)."""
-        return tau_label(self.family, self.scale, self.nu, self.scale_multiple)
+        return tau_label(self.family, self.scale, self.nu, self.scale_multiple, self.unit)
 
-    def for_outcome(self, unit_sd: float | None) -> TauPriorSpec:
-        """The prior on one outcome's scale (a multiple resolved with its unit SD)."""
+    def for_outcome(self, unit_sd: float | None, unit: str = "") -> TauPriorSpec:
+        """The prior on one outcome's scale (a multiple resolved with its unit SD; ``unit``
+        is the outcome's analysis-scale unit, printed after the resolved scale)."""
         if self.scale_multiple is None:
             return self
         if unit_sd is None:
             raise ValueError("a tau prior stated as a multiple of the unit SD needs unit_sd")
         return TauPriorSpec(self.family, self.scale_multiple * unit_sd, self.nu,
-                            self.scale_multiple)
+                            self.scale_multiple, unit)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,16 @@ class OutcomeSpec:
     #: coefficient of variation); scales the all-reports priors. None: not declared.
     unit_sd: float | None = None
     unit_sd_source: str = ""
+
+    @property
+    def scale_unit(self) -> str:
+        """Unit of the analysis scale (of the unit SD and the priors): the outcome's unit for
+        a mean difference; none for a ratio of means (log scale) or an SMD."""
+        return self.unit if self.measure == "MD" else ""
+
+    def resolve(self, prior: TauPriorSpec) -> TauPriorSpec:
+        """A (sensitivity) tau prior on this outcome's scale, its label naming the multiple."""
+        return prior.for_outcome(self.unit_sd, self.scale_unit)
 
     def require_unit_sd(self) -> float:
         """The declared unit SD; a clear error when the all-reports analysis needs it."""
@@ -527,11 +540,15 @@ def load_spec(path: Path | str) -> AnalysisSpec:
                  ) -> float:
         return float(absolute if absolute is not None else multiple * unit_sd)  # type: ignore
 
+    def unit_of(o: _OutcomeToml) -> str:
+        return o.unit if o.unit is not None else str(OUTCOMES[o.id]["unit"])
+
     outcomes = tuple(OutcomeSpec(
-        id=o.id, measure=o.measure, unit=o.unit if o.unit is not None else OUTCOMES[o.id]["unit"],
+        id=o.id, measure=o.measure, unit=unit_of(o),
         mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial,
         mu_prior_sd=on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple, o.unit_sd),
-        tau_prior=tau(o.tau_prior).for_outcome(o.unit_sd),
+        tau_prior=tau(o.tau_prior).for_outcome(o.unit_sd,
+                                               unit_of(o) if o.measure == "MD" else ""),
         slope_prior_sd=on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple, o.unit_sd),
         primary=o.primary, unit_sd=o.unit_sd, unit_sd_source=o.unit_sd_source,
         mu_prior_sd_multiple=o.mu_prior_sd_multiple,

@@ -459,7 +459,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         if done.status != "ok":
             log(fit_end_line(spec.evidence_base, o.id, kind, done.status, done.reason or ""))
     if post is not None:
-        sens = sensitivity.prior_sensitivity(rct, [p.for_outcome(o.unit_sd) for p in
+        sens = sensitivity.prior_sensitivity(rct, [o.resolve(p) for p in
                                                    spec.sensitivity.tau_priors],
                                              o.mu_prior_sd, o.mid, o.beneficial)
         if spec.sensitivity.leave_one_out:
