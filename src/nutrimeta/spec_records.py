@@ -60,6 +60,17 @@ class LatentLevelRecord(Record):
     sd: float
 
 
+class ModeratorDesignRecord(Record):
+    """``[moderator.design]``: the future-trial designs simulated for the moderator."""
+
+    trials: list[int]
+    n_per_arm: list[int]
+    share_below: list[float]
+    true_difference_mids: float
+    true_tau_multiple: float
+    n_sims: int
+
+
 class ModeratorRecord(Record):
     """The baseline-status moderator: unit, cut-off and its source, latent levels."""
 
@@ -74,6 +85,8 @@ class ModeratorRecord(Record):
     latent: dict[str, LatentLevelRecord]
     #: None in bundles from before the rule was declared (the defaults applied)
     estimability: EstimabilityRuleRecord | None = None
+    #: None in bundles from before the design grid was declared
+    design: ModeratorDesignRecord | None = None
 
 
 class SamplerRecord(Record):

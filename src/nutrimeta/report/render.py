@@ -373,9 +373,17 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                        if o.moderator is not None and "slope" in o.moderator.quantities
                        and not o.moderator.quantities["slope"].estimable
                        else "; no regression line in the results")
-            add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
-                f"Effect versus baseline status, {label}. Bubble area is proportional to "
-                "precision (1/SE²); colour gives the baseline status category"
+            latent_model = o.models.get("meta_regression_continuous")
+            add(figs.effect_vs_baseline(o, line_model, label, mod,
+                                        latent_model if latent_model is not None
+                                        and latent_model.ok else None),
+                "effect_vs_baseline",
+                f"Effect versus baseline status, {label}. Filled bubbles: trials with a "
+                "measured baseline level, at that level (area proportional to precision, "
+                "1/SE²); hollow markers with a horizontal bar: trials placed by their status "
+                "category only, at their latent level's posterior (or the declared prior when "
+                "no continuous meta-regression was fitted) with its 95% interval; colour "
+                "gives the baseline status category"
                 + ("; line and band: posterior mean regression line and 95% credible band "
                    "over the measured baseline range" if line_model else no_line)
                 + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
