@@ -467,6 +467,39 @@ def record_changes(bundle: dict[str, Any], releases_dir: Path) -> str:
     return " ".join(lines) + "\n\n"
 
 
+def moderator_design_lines(oc: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """The report's table of future-trial designs for the deficiency difference (the
+    declared ``[moderator.design]`` grid, simulated): how often the declared rule would judge
+    it estimable, and how often it would then be supported."""
+    md = (oc.get("next_trial") or {}).get("moderator") or {}
+    if md.get("status") != "ok" or not md.get("rows"):
+        return []
+    rule = data.get("spec", {}).get("moderator", {}).get("estimability") or {}
+    supported_at = data.get("verdict_rule", VerdictRule().model_dump())["supported_at"]
+    unit = oc.get("effect_unit", "")
+    left_out = (f"; {md['existing_left_out']} trial(s) with a status category only are left "
+                "out (the exact meta-regression needs a measured level)"
+                if md.get("existing_left_out") else "")
+    lines = [f"**{oc['label']}: trials that would answer the deficiency question.** "
+             "Simulated: new two-arm trials with a measured baseline level, each enrolling "
+             "people at the reference deficient or the reference replete level, added to the "
+             f"{md.get('existing_measured', 0)} trial(s) with a measured level{left_out}; "
+             f"truth: deficient-minus-replete difference {md['true_difference']:.3g} {unit} "
+             "in the beneficial direction (declared, as a multiple of the MID), between-trial "
+             f"SD {md['true_tau']:.3g} {unit}, per-participant SD {md['sd_per_participant']:.3g}"
+             f" {unit} (the unit SD). Estimable: the declared rule (posterior SD below "
+             f"{rule.get('max_contraction', 0.5):g} × prior SD and at least "
+             f"{rule.get('min_trials_each_side', 2)} trials on each side of the cut-off); "
+             f"supported: estimable and P(benefit larger when deficient) ≥ {supported_at:g}.",
+             "", "| new trials | n per arm | below / above cut-off | P(estimable) | "
+             "P(supported) | mean posterior/prior SD |", "|---|---|---|---|---|---|"]
+    for r in md["rows"]:
+        lines.append(f"| {r['trials']} | {r['n_per_arm']} | {r['n_below']} / {r['n_above']} | "
+                     f"{r['p_estimable']:.2f} | {r['p_supported']:.2f} ± {r['mc_se']:.2f} | "
+                     f"{r['mean_contraction']:.2f} |")
+    return [*lines, ""]
+
+
 def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
                     ) -> list[tuple[str, str, str]]:
     """The report's living-evidence sections: what changed since the last release, and what
@@ -483,6 +516,7 @@ def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
              f"{data.get('verdict_rule', VerdictRule().model_dump())['supported_at']:g}.", ""]
     for _oid, oc in data["outcomes"].items():
         nt = oc.get("next_trial") or {}
+        lines += moderator_design_lines(oc, data)
         if nt.get("status") != "ok":
             continue
         lines += [f"**{oc['label']}** (per-participant SD {nt['sd_per_participant']:.3g} "
