@@ -132,7 +132,7 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
 
 
 def _on_scale(value: float, multiple: float | None, unit: str = "") -> str:
-    shown = fmt(value) + (f" {unit}" if unit else "")
+    shown = f"{value:.3g}" + (f" {unit}" if unit else "")
     return shown if multiple is None else f"{multiple:g} × unit SD = {shown}"
 
 
@@ -171,7 +171,7 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame,
         f"{_on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple, _scale_unit(o))}), "
         f"{o.tau_prior.label}, slope ~ Normal(0, "
         f"{_on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple, _scale_unit(o))}) per "
-        f"{mod.unit}; unit SD {fmt(o.unit_sd) if o.unit_sd is not None else 'not declared'}"
+        f"{mod.unit}; unit SD {f'{o.unit_sd:.3g}' if o.unit_sd is not None else 'not declared'}"
         f"{' (' + o.unit_sd_source + ')' if o.unit_sd_source else ''}; minimal important "
         f"difference {fmt(o.mid)} ({o.mid_source})"
         for o in spec.outcomes) + ".")
