@@ -88,7 +88,7 @@ def test_category_placed_trial_drawn_hollow_at_its_latent_posterior() -> None:
 def test_prior_interval_when_no_model_holds_latent_levels() -> None:
     b, _ = _case("elm2012")
     o = b.outcomes["total_testosterone"]
-    o.models["meta_regression_continuous"].latent_levels = []
+    o.models["meta_regression_continuous"].latent_levels = None
     with figs.figure_style():
         fig = figs.effect_vs_baseline(o, None, o.label, b.spec.moderator, None)
     ax = fig.axes[0]

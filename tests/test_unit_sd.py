@@ -90,3 +90,26 @@ def test_priors_are_multiples_of_the_unit_sd(spec) -> None:
             resolved = o.resolve(alt)
             assert resolved.scale == pytest.approx(alt.scale_multiple * o.unit_sd)
             assert f"{alt.scale_multiple:g} × unit SD = {resolved.scale:.3g}" in resolved.label
+
+
+def test_all_reports_analysis_takes_the_spec_priors() -> None:
+    """One prior statement per outcome: the all-reports analysis uses the spec's multiples
+    (not defaults of its own), and refuses a tau family it cannot take."""
+    from dataclasses import replace
+
+    from nutrimeta.all_reports import _priors
+    from nutrimeta.analyses import all_reports_priors
+    from nutrimeta.spec import TauPriorSpec
+
+    for spec in SPECS:
+        for o in spec.outcomes:
+            p = _priors(all_reports_priors(o))
+            assert p.unit_sd == o.unit_sd
+            assert p.mu_sd == pytest.approx(o.mu_prior_sd_multiple)
+            assert p.tau_scale == pytest.approx(o.tau_prior.scale_multiple)
+    o = SPECS[0].outcomes[0]
+    wider = replace(o, mu_prior_sd=3 * o.unit_sd)
+    assert _priors(all_reports_priors(wider)).mu_sd == pytest.approx(3.0)
+    cauchy = replace(o, tau_prior=TauPriorSpec("half_cauchy", 1.0))
+    with pytest.raises(ValueError, match="half-normal"):
+        all_reports_priors(cauchy)

@@ -85,9 +85,9 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
             "not_used": [{"study_id": str(r.study_id), "reason": "all-reports analysis not "
                           "run for this outcome (no unit_sd)"} for r in rows.itertuples()]}
         return out
-    settings = {**all_reports_priors(o), "method": "grid", "learn_sd": False,
-                "seed": seed, "grid": ANALYSIS_GRID}
     try:
+        settings = {**all_reports_priors(o), "method": "grid", "learn_sd": False,
+                    "seed": seed, "grid": ANALYSIS_GRID}
         sens = all_reports_sensitivity(rows, settings)
         res = sens["main"]
     except (ValueError, ArithmeticError) as exc:  # reported, never silently dropped

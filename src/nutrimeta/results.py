@@ -136,7 +136,7 @@ class ModelResult(Record):
     #: moderator models: each moderator quantity's estimability by the declared rule
     moderator: dict[str, ModeratorQuantity] | None = None
     #: continuous meta-regression: posterior level of each category-placed contrast
-    latent_levels: list[LatentLevel] = Field(default_factory=list)
+    latent_levels: list[LatentLevel] | None = None
 
     def estimable(self, quantity: str) -> bool:
         """False when the rule judged ``quantity`` not estimable (True when not assessed:

@@ -23,7 +23,7 @@ class TauPriorRecord(Record):
     scale: float | None = None  # None: a multiple of the unit SD not resolved (sensitivity)
     nu: float = 3.0
     scale_multiple: float | None = None
-    unit: str = ""  # of the resolved scale (empty in bundles from before it was recorded)
+    unit: str | None = None  # of the resolved scale (None in bundles from before it)
 
     @property
     def label(self) -> str:
@@ -31,7 +31,7 @@ class TauPriorRecord(Record):
         from nutrimeta.priors import tau_label
 
         return tau_label(self.family, math.nan if self.scale is None else self.scale, self.nu,
-                         self.scale_multiple, self.unit)
+                         self.scale_multiple, self.unit or "")
 
 
 class OutcomeSpecRecord(Record):
