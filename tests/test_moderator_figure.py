@@ -99,3 +99,19 @@ def test_prior_interval_when_no_model_holds_latent_levels() -> None:
     assert list(seg[:, 0]) == pytest.approx([centre - half, centre + half])
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("as declared (prior)" in t for t in texts)
+
+
+def test_contrast_without_a_posterior_level_falls_back_to_the_declared_prior() -> None:
+    b, _ = _case("elm2012")  # elm2012: posterior level; birch2001: category only, no posterior
+    o = b.outcomes["total_testosterone"]
+    next(s for s in o.studies if s.study_id == "birch2001").baseline_status_value_std = None
+    fig = _draw(b, with_line=False)
+    ax = fig.axes[0]
+    hollow = [c for c in ax.collections if isinstance(c, PathCollection)
+              and np.allclose(c.get_facecolors()[:, :3], 1.0)]
+    assert len(hollow) == 2  # both drawn: neither is dropped as "no status"
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("latent level posterior" in t for t in texts)
+    assert any("as declared (prior)" in t for t in texts)
+    # only hazel2019 (status unknown, no level) is left out
+    assert ax.get_legend().get_title().get_text().startswith("1 trial(s) with neither")

@@ -193,23 +193,23 @@ def forest(outcome: OutcomeResult, model: ModelResult | None,
 
 def _category_levels(outcome: OutcomeResult, moderator: ModeratorRecord,
                      latent_model: ModelResult | None
-                     ) -> tuple[dict[tuple[str, str], tuple[float, float, float]], bool]:
-    """``(mean, q025, q975)`` of the baseline level of every category-placed contrast, keyed by
-    ``(study_id, subgroup)``: the continuous meta-regression's posterior when it holds them,
-    else the declared latent level (cut-off + mean ± 1.96 SD). The flag says which."""
-    if latent_model is not None and latent_model.latent_levels:
-        return ({(p.study_id, p.subgroup): (p.mean, p.q025, p.q975)
-                 for p in latent_model.latent_levels}, True)
+                     ) -> dict[tuple[str, str], tuple[float, float, float, bool]]:
+    """``(mean, q025, q975, from_posterior)`` of the baseline level of every category-placed
+    contrast, keyed by ``(study_id, subgroup)``: the continuous meta-regression's posterior
+    where it holds one, else the declared latent level (cut-off + mean ± 1.96 SD)."""
     cut = _num(moderator.cutoff)
-    out = {}
+    out: dict[tuple[str, str], tuple[float, float, float, bool]] = {}
     for st in outcome.studies:
         cat = st.baseline_status_category
         if cat in moderator.latent and cat != "unknown" and math.isfinite(cut) \
                 and not math.isfinite(_num(st.baseline_status_value_std)):
             lv = moderator.latent[cat]
             m, half = cut + _num(lv.mean), 1.959964 * _num(lv.sd)
-            out[(st.study_id, st.subgroup or "")] = (m, m - half, m + half)
-    return out, False
+            out[(st.study_id, st.subgroup or "")] = (m, m - half, m + half, False)
+    if latent_model is not None:
+        for p in latent_model.latent_levels or []:
+            out[(p.study_id, p.subgroup)] = (p.mean, p.q025, p.q975, True)
+    return out
 
 
 def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
@@ -224,7 +224,7 @@ def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
     when the declared rule judges the slope estimable) is drawn over the measured range only.
     Returns None when no trial has a measured level or a status category.
     """
-    placed, posterior = _category_levels(outcome, moderator, latent_model)
+    placed = _category_levels(outcome, moderator, latent_model)
     measured, category = [], []
     for st in outcome.studies:
         if not math.isfinite(_num(st.yi)):
@@ -262,21 +262,27 @@ def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
                        s=sizes[sub], facecolor=colour, alpha=0.7, edgecolor="black",
                        linewidth=0.6, label=f"{cat} at baseline: measured level", zorder=3)
             where.update({i: levels[i] for i in sub})
-        sub = [j for j, st in enumerate(category) if st.baseline_status_category == cat]
-        if not sub:
-            continue
-        lv = [placed[(category[j].study_id, category[j].subgroup or "")] for j in sub]
-        ys = [_num(category[j].yi) for j in sub]
-        ax.errorbar([m for m, _, _ in lv], ys,
-                    xerr=[[m - lo for m, lo, _ in lv], [hi - m for m, _, hi in lv]],
-                    fmt="none", ecolor=colour, elinewidth=1.6, capsize=3, zorder=2)
-        ax.scatter([m for m, _, _ in lv], ys, s=sizes[[len(measured) + j for j in sub]],
-                   facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
-        ax.plot([], [], color=colour, lw=1.6, marker="o", markersize=7,
-                markerfacecolor="white", markeredgewidth=1.6,
-                label=f"{cat}, status category only: latent level "
-                + ("posterior" if posterior else "as declared (prior)") + " with 95% interval")
-        where.update({len(measured) + j: m for j, (m, _, _) in zip(sub, lv, strict=True)})
+        for posterior in (True, False):
+            sub = [j for j, st in enumerate(category) if st.baseline_status_category == cat
+                   and placed[(st.study_id, st.subgroup or "")][3] is posterior]
+            if not sub:
+                continue
+            lv = [placed[(category[j].study_id, category[j].subgroup or "")][:3] for j in sub]
+            ys = [_num(category[j].yi) for j in sub]
+            bars = ax.errorbar([m for m, _, _ in lv], ys,
+                               xerr=[[m - lo for m, lo, _ in lv], [hi - m for m, _, hi in lv]],
+                               fmt="none", ecolor=colour, elinewidth=1.6, capsize=3, zorder=2)
+            if not posterior:  # the declared prior, not a fitted posterior: dashed
+                for c in bars.lines[2]:
+                    c.set_linestyle("--")
+            ax.scatter([m for m, _, _ in lv], ys, s=sizes[[len(measured) + j for j in sub]],
+                       facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
+            ax.plot([], [], color=colour, lw=1.6, marker="o", markersize=7,
+                    markerfacecolor="white", markeredgewidth=1.6, ls="-" if posterior else "--",
+                    label=f"{cat}, status category only: latent level "
+                    + ("posterior" if posterior else "as declared (prior)")
+                    + " with 95% interval")
+            where.update({len(measured) + j: m for j, (m, _, _) in zip(sub, lv, strict=True)})
     for i, st in enumerate(every):
         if i in where:
             ax.annotate(str(st.study_id), (where[i], _num(st.yi)), xytext=(5, 5),
