@@ -297,6 +297,31 @@ def test_interaction_change_beyond_tolerance_is_reported() -> None:
     assert ("parameter", "deficient_minus_replete") in by
 
 
+def _not_estimable(quantity: str) -> dict[str, Any]:
+    return {"estimable": False, "reason": "no trial above the cut-off", "prior_sd": 2.0,
+            "posterior_sd": 1.9, "contraction": 0.95, "n_measured": 0, "n_category_only": 3,
+            "n_below": 3, "n_above": 0}
+
+
+def test_non_estimable_moderator_numbers_are_not_compared() -> None:
+    old, new = _bundles()
+    models = [b["outcomes"]["total_testosterone"]["models"]["meta_regression_continuous"]
+              for b in (old, new)]
+    models[1]["parameters"]["deficient_minus_replete"]["mean"] = 9.0  # far beyond noise
+    base = {(c.kind, c.quantity) for c in compare_bundles(old, new)}
+    assert ("parameter", "deficient_minus_replete") in base  # compared while estimable
+    # not estimable now, not assessed before: no numeric comparison, "not estimable" instead
+    models[1]["moderator"] = {"deficient_minus_replete": _not_estimable("d")}
+    changes = [c for c in compare_bundles(old, new) if c.quantity == "deficient_minus_replete"]
+    assert [c.kind for c in changes] == ["estimability"]
+    assert (changes[0].old, changes[0].new) == ("not assessed", "not estimable")
+    md = changes_markdown(changes)
+    assert "not estimable" in md and "9" not in md.split("| change |")[1].split("_")[0]
+    # not estimable in both releases: nothing to compare, nothing listed
+    models[0]["moderator"] = {"deficient_minus_replete": _not_estimable("d")}
+    assert not [c for c in compare_bundles(old, new) if c.quantity == "deficient_minus_replete"]
+
+
 def test_changes_since_latest_release(tmp_path: Path) -> None:
     old, new = _bundles()
     for version, bundle in (("2026.9.0", new), ("2026.11.0", old)):

@@ -161,24 +161,25 @@ def test_priors_as_multiples_of_unit_sd(tmp_path: Path) -> None:
     text = (ROOT / "analyses" / "magnesium_insulin.toml").read_text(encoding="utf-8")
     spec = load_spec(ROOT / "analyses" / "magnesium_insulin.toml")
     insulin = spec.outcome("fasting_insulin")
-    alts = [p.for_outcome(insulin.unit_sd) for p in spec.sensitivity.tau_priors]
+    alts = [insulin.resolve(p) for p in spec.sensitivity.tau_priors]
     # fasting insulin's alternatives are on its scale (unit SD 48.3 pmol/L), not 0.5/2/1 pmol/L
     assert [p.scale for p in alts] == pytest.approx([0.25 * 48.3, 48.3, 0.5 * 48.3], rel=1e-12)
-    assert alts[1].label == "tau ~ HalfNormal(1 × unit SD = 48.3)"
+    assert alts[1].label == "tau ~ HalfNormal(1 × unit SD = 48.3 pmol/L)"
     # the outcome's own priors as multiples resolve to multiple * unit_sd
-    old = ('mu_prior_sd = 60.0\ntau_prior = { family = "half_normal", scale = 30.0 }\n'
-           'slope_prior_sd = 200.0')
+    old = ('mu_prior_sd_multiple = 1.0\n'
+           'tau_prior = { family = "half_normal", scale_multiple = 0.5 }\n'
+           'slope_prior_sd_multiple = 4.0\nunit_sd = 48.3')
     assert old in text
     new = ('mu_prior_sd_multiple = 2.0\n'
-           'tau_prior = { family = "half_normal", scale_multiple = 0.5 }\n'
-           'slope_prior_sd_multiple = 4.0')
+           'tau_prior = { family = "half_normal", scale_multiple = 0.25 }\n'
+           'slope_prior_sd_multiple = 3.0\nunit_sd = 48.3')
     (tmp_path / "m.toml").write_text(text.replace(old, new), encoding="utf-8")
     o = load_spec(tmp_path / "m.toml").outcome("fasting_insulin")
     assert (o.mu_prior_sd, o.tau_prior.scale, o.slope_prior_sd) == pytest.approx(
-        (2 * 48.3, 0.5 * 48.3, 4 * 48.3), rel=1e-12)
-    assert o.tau_prior.label == "tau ~ HalfNormal(0.5 × unit SD = 24.1)"
+        (2 * 48.3, 0.25 * 48.3, 3 * 48.3), rel=1e-12)
+    assert o.tau_prior.label == "tau ~ HalfNormal(0.25 × unit SD = 12.1 pmol/L)"
     # both forms, or a multiple without unit_sd, are errors naming the key
-    both = text.replace(old, old.replace("mu_prior_sd = 60.0",
+    both = text.replace(old, old.replace("mu_prior_sd_multiple = 1.0",
                                          "mu_prior_sd = 60.0\nmu_prior_sd_multiple = 2.0"))
     (tmp_path / "b.toml").write_text(both, encoding="utf-8")
     with pytest.raises(SpecError, match="exactly one of mu_prior_sd and mu_prior_sd_multiple"):

@@ -184,10 +184,13 @@ def test_fragile_row_flips_p_benefit_across_the_verdict_level(
 
 
 def _outcome_spec(unit_sd: float | None) -> OutcomeSpec:
+    # priors as the shipped specs state them: mu 1 and tau 0.5 unit SD (both analyses)
+    u = unit_sd or 1.0
     return OutcomeSpec(id="ft3", measure="MD", unit="pmol/L", mid=0.5, mid_source="declared",
-                       beneficial="increase", mu_prior_sd=1.0,
-                       tau_prior=TauPriorSpec("half_normal", 0.5), slope_prior_sd=0.1,
-                       unit_sd=unit_sd, unit_sd_source="declared" if unit_sd else "")
+                       beneficial="increase", mu_prior_sd=u, mu_prior_sd_multiple=1.0,
+                       tau_prior=TauPriorSpec("half_normal", 0.5 * u, scale_multiple=0.5),
+                       slope_prior_sd=0.1, unit_sd=unit_sd,
+                       unit_sd_source="declared" if unit_sd else "")
 
 
 def test_analyses_entry_carries_sensitivity_rows_and_fragile() -> None:

@@ -34,7 +34,7 @@ def test_cutoff_is_converted_in_code_from_the_published_unit() -> None:
     ("edit", "message"),
     [
         (('measure = "MD"', 'measure = "OR"', 1), "measure must be MD, SMD or ROM"),
-        (('family = "half_normal", scale = 5.0', 'family = "gamma", scale = 5.0', 1),
+        (('family = "half_normal", scale_multiple = 0.5 }', 'family = "gamma", scale = 5.0 }', 1),
          "tau prior family 'gamma'"),
         (('cutoff_unit = "ug/dL"', 'cutoff_unit = "furlongs"', 1), "cutoff_unit"),
         (('id = "total_testosterone"', 'id = "total_t"', 1), "unknown outcome 'total_t'"),

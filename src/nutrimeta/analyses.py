@@ -19,7 +19,7 @@ from nutrimeta.all_reports import all_reports_for_outcome, all_reports_sensitivi
 from nutrimeta.results import VERDICT_RULE, benefit_relation, benefit_sign
 from nutrimeta.spec import OutcomeSpec
 
-__all__ = ["ANALYSIS_GRID", "VERDICT_LEVELS", "analyses_entry"]
+__all__ = ["ANALYSIS_GRID", "VERDICT_LEVELS", "all_reports_priors", "analyses_entry"]
 
 
 def _text(v: Any) -> str:
@@ -85,9 +85,9 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
             "not_used": [{"study_id": str(r.study_id), "reason": "all-reports analysis not "
                           "run for this outcome (no unit_sd)"} for r in rows.itertuples()]}
         return out
-    settings = {"unit_sd": o.require_unit_sd(), "method": "grid", "learn_sd": False,
-                "seed": seed, "grid": ANALYSIS_GRID}
     try:
+        settings = {**all_reports_priors(o), "method": "grid", "learn_sd": False,
+                    "seed": seed, "grid": ANALYSIS_GRID}
         sens = all_reports_sensitivity(rows, settings)
         res = sens["main"]
     except (ValueError, ArithmeticError) as exc:  # reported, never silently dropped
@@ -113,6 +113,17 @@ def analyses_entry(entry: dict[str, Any], o: OutcomeSpec, effects: pd.DataFrame,
                                                          unlabelled_effects or {})
         ar["fragile"] = fragile_rows(sens, VERDICT_LEVELS, int(benefit_sign(o.beneficial)))
     return {**out, "all_reports": ar}
+
+
+def all_reports_priors(o: OutcomeSpec) -> dict[str, float]:
+    """The all-reports analysis's priors from the spec, as multiples of the unit SD (the
+    same mu and tau priors as the conventional analysis: one statement per outcome)."""
+    unit_sd = o.require_unit_sd()
+    if o.tau_prior.family != "half_normal":
+        raise ValueError(f"outcome {o.id!r}: the all-reports analysis takes a half-normal tau "
+                         f"prior, not {o.tau_prior.family}")
+    return {"unit_sd": unit_sd, "mu_sd": o.mu_prior_sd / unit_sd,
+            "tau_scale": o.tau_prior.scale / unit_sd}
 
 
 #: Grid of the all-reports posterior in the fit stage: on the shipped HOMA-IR and glucose data

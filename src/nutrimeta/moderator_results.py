@@ -9,8 +9,8 @@ from pydantic import Field
 
 from nutrimeta.records import Record
 
-__all__ = ["EstimabilityRuleRecord", "ModeratorQuantity", "ModeratorResult", "MultivariateFit",
-           "MultivariateSlope"]
+__all__ = ["EstimabilityRuleRecord", "LatentLevel", "ModeratorQuantity", "ModeratorResult",
+           "MultivariateFit", "MultivariateSlope"]
 
 
 class EstimabilityRuleRecord(Record):
@@ -46,6 +46,18 @@ class ModeratorQuantity(Record):
     def statement(self) -> str:
         """``not estimable: <reason>; prior SD …, posterior SD …`` (for reports)."""
         return f"not estimable: {self.reason}; {self.prior_vs_posterior}"
+
+
+class LatentLevel(Record):
+    """The baseline level of a contrast placed by its status category only (no numeric
+    value): its posterior in the continuous meta-regression, on the moderator's scale."""
+
+    study_id: str
+    subgroup: str = ""
+    category: str
+    mean: float
+    q025: float
+    q975: float
 
 
 class ModeratorResult(Record):

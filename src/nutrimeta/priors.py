@@ -15,12 +15,13 @@ TAU_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "exponential")
 
 
 def tau_label(family: str, scale: float, nu: float = 3.0,
-              scale_multiple: float | None = None) -> str:
+              scale_multiple: float | None = None, unit: str = "") -> str:
     """How a tau prior is printed, e.g. ``tau ~ HalfNormal(0.5)``; a prior declared as a
-    multiple of the outcome's unit SD names it: ``tau ~ HalfNormal(1 × unit SD = 48.3)``
+    multiple of the outcome's unit SD names it: ``tau ~ HalfNormal(1 × unit SD = 48.3 pmol/L)``
     (``scale`` NaN when not yet resolved for an outcome: ``HalfNormal(1 × unit SD)``)."""
     if scale_multiple is not None:
-        shown = f"{scale_multiple:g} × unit SD" + ("" if math.isnan(scale) else f" = {scale:.3g}")
+        shown = f"{scale_multiple:g} × unit SD" + (
+            "" if math.isnan(scale) else f" = {scale:.3g}" + (f" {unit}" if unit else ""))
         return tau_label(family, 1.0, nu).replace("=1)", f"={shown})").replace(
             "(1)", f"({shown})")
     if family == "half_student_t":

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from nutrimeta.analysis_results import AnalysisResult
 from nutrimeta.moderator_results import (
+    LatentLevel,
     ModeratorQuantity,
     ModeratorResult,
     MultivariateFit,
@@ -134,6 +135,8 @@ class ModelResult(Record):
     density: dict[str, Density] = Field(default_factory=dict)
     #: moderator models: each moderator quantity's estimability by the declared rule
     moderator: dict[str, ModeratorQuantity] | None = None
+    #: continuous meta-regression: posterior level of each category-placed contrast
+    latent_levels: list[LatentLevel] | None = None
 
     def estimable(self, quantity: str) -> bool:
         """False when the rule judged ``quantity`` not estimable (True when not assessed:
@@ -268,14 +271,46 @@ class NextTrialRow(Record):
     mc_se: float
 
 
+class ModeratorDesignRow(Record):
+    """One future-trial design for the deficiency difference (simulation summary): how often
+    the declared rule would judge it estimable, and how often it would then be supported."""
+
+    trials: int
+    n_per_arm: int
+    n_below: int
+    n_above: int
+    p_estimable: float
+    p_supported: float
+    mean_contraction: float
+    n_sims: int
+    mc_se: float
+
+
+class ModeratorDesign(Record):
+    """What future trials would make the deficiency difference estimable and give a verdict:
+    the declared design grid simulated with the exact meta-regression (``rows``), the truth
+    simulated, and the trials with a measured level already included."""
+
+    status: Status
+    reason: str | None = None
+    true_difference: float | None = None
+    true_tau: float | None = None
+    sd_per_participant: float | None = None
+    existing_measured: int = 0
+    existing_left_out: int = 0
+    rows: list[ModeratorDesignRow] = Field(default_factory=list)
+
+
 class NextTrial(Record):
-    """What one more randomised trial of a given size would do to the pooled effect."""
+    """What one more randomised trial of a given size would do to the pooled effect, and
+    (``moderator``) what trials would answer the deficiency question."""
 
     status: Status
     reason: str | None = None
     sd_per_participant: float | None = None
     sd_source: str | None = None
     rows: list[NextTrialRow] = Field(default_factory=list)
+    moderator: ModeratorDesign | None = None
 
 
 class TauPriorPosterior(Record):

@@ -50,20 +50,23 @@ class TauPriorSpec:
     nu: float = 3.0
     #: the scale as a multiple of the outcome's unit SD (None: an absolute scale)
     scale_multiple: float | None = None
+    #: unit of the resolved scale, printed in the label ("" when none or not resolved)
+    unit: str = ""
 
     @property
     def label(self) -> str:
         """How the prior is printed (one rule: :func:`nutrimeta.priors.tau_label`)."""
-        return tau_label(self.family, self.scale, self.nu, self.scale_multiple)
+        return tau_label(self.family, self.scale, self.nu, self.scale_multiple, self.unit)
 
-    def for_outcome(self, unit_sd: float | None) -> TauPriorSpec:
-        """The prior on one outcome's scale (a multiple resolved with its unit SD)."""
+    def for_outcome(self, unit_sd: float | None, unit: str = "") -> TauPriorSpec:
+        """The prior on one outcome's scale (a multiple resolved with its unit SD; ``unit``
+        is the outcome's analysis-scale unit, printed after the resolved scale)."""
         if self.scale_multiple is None:
             return self
         if unit_sd is None:
             raise ValueError("a tau prior stated as a multiple of the unit SD needs unit_sd")
         return TauPriorSpec(self.family, self.scale_multiple * unit_sd, self.nu,
-                            self.scale_multiple)
+                            self.scale_multiple, unit)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,16 @@ class OutcomeSpec:
     unit_sd: float | None = None
     unit_sd_source: str = ""
 
+    @property
+    def scale_unit(self) -> str:
+        """Unit of the analysis scale (of the unit SD and the priors): the outcome's unit for
+        a mean difference; none for a ratio of means (log scale) or an SMD."""
+        return self.unit if self.measure == "MD" else ""
+
+    def resolve(self, prior: TauPriorSpec) -> TauPriorSpec:
+        """A (sensitivity) tau prior on this outcome's scale, its label naming the multiple."""
+        return prior.for_outcome(self.unit_sd, self.scale_unit)
+
     def require_unit_sd(self) -> float:
         """The declared unit SD; a clear error when the all-reports analysis needs it."""
         if self.unit_sd is None:
@@ -110,6 +123,25 @@ class LatentLevel:
 
 
 @dataclass(frozen=True)
+class ModeratorDesignSpec:
+    """``[moderator.design]``: the grid of future-trial designs simulated to see what would
+    make the deficiency difference estimable and give a verdict (declared assumptions).
+
+    Each cell adds ``trials`` two-arm trials of ``n_per_arm`` per arm with measured baseline
+    levels, ``share_below`` of them at the reference deficient level and the rest at the
+    reference replete level; the truth simulated has a deficient-minus-replete difference of
+    ``true_difference_mids`` MIDs in the beneficial direction and a between-trial SD of
+    ``true_tau_multiple`` unit SDs."""
+
+    trials: tuple[int, ...] = (2, 4, 8, 16)
+    n_per_arm: tuple[int, ...] = (50, 200)
+    share_below: tuple[float, ...] = (0.0, 0.5)
+    true_difference_mids: float = 1.0
+    true_tau_multiple: float = 0.25
+    n_sims: int = 200
+
+
+@dataclass(frozen=True)
 class ModeratorSpec:
     """The baseline-status moderator: unit, deficiency cut-off and its source, latent levels."""
 
@@ -124,6 +156,8 @@ class ModeratorSpec:
     latent: dict[str, LatentLevel]
     #: ``[moderator.estimability]``: when a moderator quantity may be shown as a number
     estimability: EstimabilityRule = field(default_factory=EstimabilityRule)
+    #: ``[moderator.design]``: future-trial designs simulated for the moderator
+    design: ModeratorDesignSpec = field(default_factory=ModeratorDesignSpec)
 
 
 @dataclass(frozen=True)
@@ -313,6 +347,27 @@ class _EstimabilityToml(_Toml):
         return v
 
 
+class _DesignGridToml(_Toml):
+    trials: list[int] = list(ModeratorDesignSpec.trials)
+    n_per_arm: list[int] = list(ModeratorDesignSpec.n_per_arm)
+    share_below: list[float] = list(ModeratorDesignSpec.share_below)
+    true_difference_mids: float = ModeratorDesignSpec.true_difference_mids
+    true_tau_multiple: float = ModeratorDesignSpec.true_tau_multiple
+    n_sims: int = ModeratorDesignSpec.n_sims
+
+    @model_validator(mode="after")
+    def _ranges(self) -> _DesignGridToml:
+        if not self.trials or min(self.trials) < 1:
+            raise ValueError("trials must be a non-empty list of positive counts")
+        if not self.n_per_arm or min(self.n_per_arm) < 2:
+            raise ValueError("n_per_arm must be a non-empty list of sizes >= 2")
+        if not self.share_below or not all(0.0 <= f <= 1.0 for f in self.share_below):
+            raise ValueError("share_below must be a non-empty list of shares in [0, 1]")
+        if self.true_tau_multiple < 0 or self.n_sims < 10:
+            raise ValueError("true_tau_multiple must be >= 0 and n_sims >= 10")
+        return self
+
+
 class _ModeratorToml(_Toml):
     unit: str
     cutoff_value: float
@@ -322,6 +377,7 @@ class _ModeratorToml(_Toml):
     reference_replete: float
     latent: dict[str, _LatentToml]
     estimability: _EstimabilityToml = _EstimabilityToml()
+    design: _DesignGridToml = _DesignGridToml()
 
     @field_validator("latent")
     @classmethod
@@ -517,7 +573,12 @@ def load_spec(path: Path | str) -> AnalysisSpec:
         reference_deficient=m.reference_deficient, reference_replete=m.reference_replete,
         latent={c: LatentLevel(m.latent[c].mean, m.latent[c].sd) for c in STATUS_CATEGORIES},
         estimability=EstimabilityRule(max_contraction=m.estimability.max_contraction,
-                                      min_trials_each_side=m.estimability.min_trials_each_side))
+                                      min_trials_each_side=m.estimability.min_trials_each_side),
+        design=ModeratorDesignSpec(
+            trials=tuple(m.design.trials), n_per_arm=tuple(m.design.n_per_arm),
+            share_below=tuple(float(f) for f in m.design.share_below),
+            true_difference_mids=m.design.true_difference_mids,
+            true_tau_multiple=m.design.true_tau_multiple, n_sims=m.design.n_sims))
 
     def tau(x: _TauToml) -> TauPriorSpec:
         return TauPriorSpec(x.family, math.nan if x.scale is None else x.scale, x.nu,
@@ -527,11 +588,15 @@ def load_spec(path: Path | str) -> AnalysisSpec:
                  ) -> float:
         return float(absolute if absolute is not None else multiple * unit_sd)  # type: ignore
 
+    def unit_of(o: _OutcomeToml) -> str:
+        return o.unit if o.unit is not None else str(OUTCOMES[o.id]["unit"])
+
     outcomes = tuple(OutcomeSpec(
-        id=o.id, measure=o.measure, unit=o.unit if o.unit is not None else OUTCOMES[o.id]["unit"],
+        id=o.id, measure=o.measure, unit=unit_of(o),
         mid=o.mid, mid_source=o.mid_source, beneficial=o.beneficial,
         mu_prior_sd=on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple, o.unit_sd),
-        tau_prior=tau(o.tau_prior).for_outcome(o.unit_sd),
+        tau_prior=tau(o.tau_prior).for_outcome(o.unit_sd,
+                                               unit_of(o) if o.measure == "MD" else ""),
         slope_prior_sd=on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple, o.unit_sd),
         primary=o.primary, unit_sd=o.unit_sd, unit_sd_source=o.unit_sd_source,
         mu_prior_sd_multiple=o.mu_prior_sd_multiple,

@@ -23,6 +23,7 @@ class TauPriorRecord(Record):
     scale: float | None = None  # None: a multiple of the unit SD not resolved (sensitivity)
     nu: float = 3.0
     scale_multiple: float | None = None
+    unit: str | None = None  # of the resolved scale (None in bundles from before it)
 
     @property
     def label(self) -> str:
@@ -30,7 +31,7 @@ class TauPriorRecord(Record):
         from nutrimeta.priors import tau_label
 
         return tau_label(self.family, math.nan if self.scale is None else self.scale, self.nu,
-                         self.scale_multiple)
+                         self.scale_multiple, self.unit or "")
 
 
 class OutcomeSpecRecord(Record):
@@ -59,6 +60,17 @@ class LatentLevelRecord(Record):
     sd: float
 
 
+class ModeratorDesignRecord(Record):
+    """``[moderator.design]``: the future-trial designs simulated for the moderator."""
+
+    trials: list[int]
+    n_per_arm: list[int]
+    share_below: list[float]
+    true_difference_mids: float
+    true_tau_multiple: float
+    n_sims: int
+
+
 class ModeratorRecord(Record):
     """The baseline-status moderator: unit, cut-off and its source, latent levels."""
 
@@ -73,6 +85,8 @@ class ModeratorRecord(Record):
     latent: dict[str, LatentLevelRecord]
     #: None in bundles from before the rule was declared (the defaults applied)
     estimability: EstimabilityRuleRecord | None = None
+    #: None in bundles from before the design grid was declared
+    design: ModeratorDesignRecord | None = None
 
 
 class SamplerRecord(Record):

@@ -289,6 +289,7 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
         out["moderator"] = moderator
     if kind == "meta_regression_continuous":
         out["density"] = _densities(post, ["effect_deficient", "effect_replete"])
+        out["latent_levels"] = latent_levels(post, spec, df)
         if moderator.get("slope", {}).get("estimable"):
             # the band only where the data inform it (no band when the slope is not estimable)
             out["regression_line"] = _regression_line(post, spec, df)
@@ -328,6 +329,25 @@ def outcome_moderator(models: dict[str, ModelResult]) -> ModeratorResult:
     why = [f"{k}: {models[k].reason or models[k].status}" for k in MODERATOR_MODELS
            if k in models]
     return ModeratorResult(estimable=False, reason="; ".join(why) or "no moderator model run")
+
+
+def latent_levels(post: Any, spec: AnalysisSpec, df: pd.DataFrame) -> list[dict]:
+    """Posterior baseline level (cut-off + latent ``x``) of every contrast placed by its
+    status category only, for the effect-versus-baseline figure."""
+    if "x" not in post:
+        return []
+    x = post["x"].values.reshape(-1, len(df)) + spec.moderator.cutoff
+    out = []
+    for i, r in enumerate(df.itertuples()):
+        if not pd.isna(r.baseline_status_value_std):
+            continue
+        out.append({"study_id": str(r.study_id),
+                    "subgroup": "" if pd.isna(r.subgroup) else str(r.subgroup),
+                    "category": str(r.baseline_status_category),
+                    "mean": round(float(x[:, i].mean()), 6),
+                    "q025": round(float(np.quantile(x[:, i], 0.025)), 6),
+                    "q975": round(float(np.quantile(x[:, i], 0.975)), 6)})
+    return out
 
 
 def _regression_line(post: Any, spec: AnalysisSpec, df: pd.DataFrame) -> list[dict]:
@@ -459,7 +479,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
         if done.status != "ok":
             log(fit_end_line(spec.evidence_base, o.id, kind, done.status, done.reason or ""))
     if post is not None:
-        sens = sensitivity.prior_sensitivity(rct, [p.for_outcome(o.unit_sd) for p in
+        sens = sensitivity.prior_sensitivity(rct, [o.resolve(p) for p in
                                                    spec.sensitivity.tau_priors],
                                              o.mu_prior_sd, o.mid, o.beneficial)
         if spec.sensitivity.leave_one_out:
@@ -484,7 +504,8 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                                                 o.beneficial, "unlabelled_spread")
         entry["sensitivity"] = sens
         entry["cumulative"] = sensitivity.cumulative(rct, o.tau_prior, o.mu_prior_sd)
-        entry["next_trial"] = next_trial_entry(post, rct, o, spec.seed)
+        entry["next_trial"] = next_trial_entry(post, rct, o, spec.seed, spec=spec,
+                                               contrasts=contrasts)
         entry["tau_prior_posterior"] = sensitivity.tau_prior_posterior(post, o.tau_prior)
     else:
         entry["sensitivity"], entry["cumulative"] = [], []

@@ -1,23 +1,29 @@
 """Value of the next trial: by simulation from the posterior predictive of the exact
 normal–normal model, how likely one more randomised trial of a given size is to settle a claim
 (:func:`next_trial_value`, :func:`next_trial_curve`), and the bundle entry built from it
-(:func:`next_trial_entry`)."""
+(:func:`next_trial_entry`); and for the deficiency question, which future trials (how many, how
+large, how many below and above the cut-off) would make the deficient-minus-replete difference
+estimable under the declared rule and supported at the verdict threshold
+(:func:`moderator_design_value`, :func:`moderator_design_entry`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from nutrimeta.models.exact import ExactPosterior, exact_posterior
+from nutrimeta.estimability import EstimabilityRule, InformingTrials, assess
+from nutrimeta.models.exact import ExactPosterior, TauPrior, exact_posterior
 from nutrimeta.results import VERDICT_RULE, benefit_sign
-from nutrimeta.spec import OutcomeSpec
+from nutrimeta.spec import AnalysisSpec, OutcomeSpec
 
-__all__ = ["next_trial_curve", "next_trial_entry", "next_trial_value", "posterior_from_bundle"]
+__all__ = ["MeasuredTrials", "moderator_design_entry", "moderator_design_value",
+           "next_trial_curve", "next_trial_entry", "next_trial_value", "posterior_from_bundle"]
 
 
 # ==============================================================================================
@@ -158,22 +164,138 @@ def next_trial_curve(post: ExactPosterior, sizes: Sequence[int], sd: float, mid:
 NEXT_TRIAL_SIZES = (25, 50, 100, 200)
 
 
-def next_trial_entry(post: Any, df: pd.DataFrame, o: OutcomeSpec, seed: int) -> dict[str, Any]:
+def next_trial_entry(post: Any, df: pd.DataFrame, o: OutcomeSpec, seed: int, *,
+                     spec: AnalysisSpec | None = None, contrasts: pd.DataFrame | None = None
+                     ) -> dict[str, Any]:
     """How much one more randomised trial of a given size would move the pooled effect.
 
     The per-participant SD of the outcome is the median over the pooled trials of
     ``se / sqrt(1/n1 + 1/n2)`` (the SD implied by each trial's standard error and group
     sizes); simulation from the exact posterior predictive (see
-    :func:`next_trial_value`).
+    :func:`next_trial_value`). With ``spec``, a primary outcome also carries ``moderator``:
+    the declared design grid for the deficiency difference (:func:`moderator_design_entry`,
+    from ``contrasts``, each with its own baseline level; default ``df``).
     """
+    extra: dict[str, Any] = {}
+    if spec is not None and o.primary:
+        extra["moderator"] = moderator_design_entry(df if contrasts is None else contrasts,
+                                                    spec, o, seed)
     n1, n2 = df["n_intervention"].to_numpy(float), df["n_control"].to_numpy(float)
     ok = np.isfinite(n1) & np.isfinite(n2) & (n1 > 0) & (n2 > 0)
     if not ok.any():
-        return {"status": "skipped", "reason": "no pooled trial reports both group sizes"}
+        return {"status": "skipped", "reason": "no pooled trial reports both group sizes",
+                **extra}
     sd = float(np.median(df["sei"].to_numpy(float)[ok] / np.sqrt(1 / n1[ok] + 1 / n2[ok])))
     rows = next_trial_curve(post, NEXT_TRIAL_SIZES, sd, o.mid, o.beneficial, n_sims=1000,
                             seed=seed)
     return {"status": "ok", "sd_per_participant": round(sd, 6),
             "sd_source": "median over pooled trials of se / sqrt(1/n1 + 1/n2)",
             "rows": [{k: (round(float(v), 4) if isinstance(v, float) else v)
-                      for k, v in r.items()} for r in rows]}
+                      for k, v in r.items()} for r in rows], **extra}
+
+
+# ============================================================================ the moderator
+
+@dataclass(frozen=True)
+class MeasuredTrials:
+    """Trials with a measured baseline level: effect ``y``, its SE and the level minus the
+    cut-off ``x`` (the only trials the exact meta-regression can take: a category-only trial
+    would need its latent level integrated out)."""
+
+    y: np.ndarray
+    se: np.ndarray
+    x: np.ndarray
+
+    @classmethod
+    def none(cls) -> MeasuredTrials:
+        """No trial yet."""
+        return cls(np.empty(0), np.empty(0), np.empty(0))
+
+
+def moderator_design_value(existing: MeasuredTrials, *, trials: int, n_per_arm: int,
+                           share_below: float, sd: float, x_deficient: float,
+                           x_replete: float, true_difference: float, true_tau: float,
+                           mu_sd: float, slope_sd: float, tau_prior: TauPrior,
+                           beneficial: str, rule: EstimabilityRule, n_sims: int,
+                           rng: np.random.Generator) -> dict[str, Any]:
+    """How often ``trials`` new two-arm trials would make the deficiency difference
+    estimable and supported.
+
+    Of the new trials, ``round(share_below * trials)`` enrol people at the reference
+    deficient level (``x_deficient``, level minus cut-off) and the rest at the reference
+    replete level, each with a measured baseline level. The truth: effect 0 in the replete,
+    ``true_difference`` (signed: positive = benefit) more benefit in the deficient, trial
+    effects spread with SD ``true_tau``; each trial's estimate has SE
+    ``sd * sqrt(2 / n_per_arm)``. Each simulated evidence set (``existing`` plus the new
+    trials) is analysed with the exact meta-regression (intercept = effect at the cut-off,
+    slope per unit of the moderator; priors ``N(0, mu_sd)``, ``N(0, slope_sd)`` and
+    ``tau_prior``) and the declared rule is applied to deficient minus replete
+    (:func:`nutrimeta.estimability.assess`: contraction and trials on each side); *supported*
+    means estimable and P(difference in the beneficial direction) at least the verdict
+    rule's ``supported_at``.
+    """
+    if trials < 1 or n_per_arm < 2 or not 0.0 <= share_below <= 1.0 or n_sims < 1:
+        raise ValueError("trials >= 1, n_per_arm >= 2, share_below in [0, 1], n_sims >= 1")
+    sign = benefit_sign(beneficial)
+    gap = x_deficient - x_replete
+    slope_true = sign * true_difference / gap
+    n_below = round(share_below * trials)
+    x_new = np.r_[np.full(n_below, x_deficient), np.full(trials - n_below, x_replete)]
+    se_new = np.full(trials, sd * math.sqrt(2.0 / n_per_arm))
+    x_all = np.r_[existing.x, x_new]
+    se_all = np.r_[existing.se, se_new]
+    X = np.c_[np.ones(x_all.size), x_all]
+    sides = InformingTrials.from_trials(list(x_all), [None] * x_all.size, 0.0)
+    prior_sd = abs(gap) * slope_sd
+    estimable = np.zeros(n_sims, dtype=bool)
+    supported = np.zeros(n_sims, dtype=bool)
+    contraction = np.empty(n_sims)
+    for i in range(n_sims):
+        theta = slope_true * (x_new - x_replete) + true_tau * rng.standard_normal(trials)
+        y = np.r_[existing.y, theta + se_new * rng.standard_normal(trials)]
+        post = exact_posterior(y, se_all, tau_prior, mu_prior=[(0.0, mu_sd), (0.0, slope_sd)],
+                               X=X, coef_names=["mu", "slope"])
+        diff = post.linear_combination([0.0, gap])
+        verdict = assess(prior_sd, float(diff.sd), sides, rule)
+        contraction[i] = verdict.contraction
+        estimable[i] = verdict.estimable
+        p_benefit = diff.prob_gt(0.0) if sign > 0 else 1.0 - diff.prob_gt(0.0)
+        supported[i] = verdict.estimable and p_benefit >= VERDICT_RULE.supported_at
+    p_sup = float(supported.mean())
+    return {"trials": int(trials), "n_per_arm": int(n_per_arm), "n_below": n_below,
+            "n_above": int(trials - n_below), "p_estimable": float(estimable.mean()),
+            "p_supported": p_sup, "mean_contraction": float(contraction.mean()),
+            "n_sims": int(n_sims), "mc_se": math.sqrt(p_sup * (1.0 - p_sup) / n_sims)}
+
+
+def moderator_design_entry(contrasts: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
+                           seed: int) -> dict[str, Any]:
+    """The declared design grid (``[moderator.design]``) simulated for one outcome with the
+    exact meta-regression, from the trials with a measured baseline level (category-only
+    trials are left out and counted) and the outcome's priors; the per-participant SD of a
+    new trial is the outcome's unit SD. Common random numbers across cells."""
+    from nutrimeta.priors import exact_tau_prior
+
+    if o.unit_sd is None:
+        return {"status": "skipped", "reason": "no unit_sd declared for this outcome"}
+    m, grid = spec.moderator, spec.moderator.design
+    level = contrasts["baseline_status_value_std"].to_numpy(float) if len(contrasts) \
+        else np.empty(0)
+    has = np.isfinite(level)
+    existing = MeasuredTrials(contrasts["yi"].to_numpy(float)[has],
+                              contrasts["sei"].to_numpy(float)[has], level[has] - m.cutoff)
+    true_difference = grid.true_difference_mids * abs(o.mid)
+    true_tau = grid.true_tau_multiple * o.unit_sd
+    rows = [moderator_design_value(
+        existing, trials=k, n_per_arm=n, share_below=f, sd=o.unit_sd,
+        x_deficient=m.reference_deficient, x_replete=m.reference_replete,
+        true_difference=true_difference, true_tau=true_tau, mu_sd=o.mu_prior_sd,
+        slope_sd=o.slope_prior_sd, tau_prior=exact_tau_prior(o.tau_prior),
+        beneficial=o.beneficial, rule=m.estimability, n_sims=grid.n_sims,
+        rng=np.random.default_rng(seed)) for k in grid.trials for n in grid.n_per_arm
+        for f in grid.share_below]
+    return {"status": "ok", "true_difference": round(true_difference, 6),
+            "true_tau": round(true_tau, 6), "sd_per_participant": o.unit_sd,
+            "existing_measured": int(has.sum()), "existing_left_out": int((~has).sum()),
+            "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+                     for r in rows]}

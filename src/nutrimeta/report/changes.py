@@ -62,8 +62,10 @@ class Change:
     ``flag`` is True), ``"verdict_at_threshold"`` (verdict changed within Monte Carlo noise),
     ``"claim_added"``, ``"claim_removed"``, ``"k"``, ``"studies_added"``,
     ``"studies_removed"``, ``"parameter"``, ``"probability"``, ``"model_status"``,
-    ``"outcome_added"``, ``"outcome_removed"``. ``old``/``new`` hold the values compared (a
-    summary dict ``{mean, q025, q975}`` for parameters, a list of study ids for studies).
+    ``"outcome_added"``, ``"outcome_removed"``, ``"estimability"`` (a moderator quantity
+    not estimable by the declared rule in one bundle: its numbers are not compared).
+    ``old``/``new`` hold the values compared (a summary dict
+    ``{mean, q025, q975}`` for parameters, a list of study ids for studies).
     """
 
     kind: str
@@ -106,6 +108,32 @@ def _probabilities(model: dict) -> dict[str, float]:
     return {Probability.model_validate(p).text: p["value"] for p in probs}
 
 
+#: Moderator quantities: compared as numbers only when the declared rule judged them estimable
+#: in both bundles (:mod:`nutrimeta.estimability`); otherwise the change says "not estimable".
+MODERATOR_QUANTITIES = ("slope", "effect_deficient", "effect_replete",
+                        "deficient_minus_replete")
+
+#: How a moderator quantity without a number to compare is shown.
+_ESTIMABILITY_TEXT: dict[bool | None, str] = {False: "not estimable", None: "not assessed"}
+
+
+def _estimability(model: dict, quantity: str) -> bool | None:
+    """The rule's verdict on a model's moderator quantity: True/False, or None when the
+    bundle did not assess it (a bundle from before the rule)."""
+    q = (model.get("moderator") or {}).get(quantity)
+    return None if not isinstance(q, dict) else bool(q.get("estimable"))
+
+
+def _estimability_reason(model: dict, quantity: str) -> str:
+    q = (model.get("moderator") or {}).get(quantity)
+    return str(q.get("reason") or "") if isinstance(q, dict) else ""
+
+
+def _probability_quantity(text: str) -> str:
+    """The quantity a probability statement is about: ``P(slope < 0)`` -> ``slope``."""
+    return text.removeprefix("P(").split(" ", 1)[0]
+
+
 def _summary(d: dict) -> dict[str, Any]:
     return {k: d.get(k) for k in ("mean", "q025", "q975", "sd")}
 
@@ -129,8 +157,21 @@ def _compare_model(outcome: str, mid: str, old: dict, new: dict, tol: Tolerance
     if so != "ok" or sn != "ok":
         return out
     po, pn = old.get("parameters", {}), new.get("parameters", {})
-    for name in PARAMETERS:
+    hidden = set()  # moderator quantities not estimable in either bundle: no numbers compared
+    for name in MODERATOR_QUANTITIES:
         if name not in po and name not in pn:
+            continue
+        eo, en = _estimability(old, name), _estimability(new, name)
+        if eo is not False and en is not False:  # estimable (or not assessed) in both
+            continue
+        hidden.add(name)
+        if eo != en:
+            out.append(Change("estimability", outcome, mid, name,
+                              _summary(po.get(name, {})) if eo else _ESTIMABILITY_TEXT[eo],
+                              _summary(pn.get(name, {})) if en else _ESTIMABILITY_TEXT[en],
+                              note=_estimability_reason(new, name)))
+    for name in PARAMETERS:
+        if (name not in po and name not in pn) or name in hidden:
             continue
         a, b = po.get(name, {}), pn.get(name, {})
         if _param_change(a, b, tol):
@@ -139,6 +180,8 @@ def _compare_model(outcome: str, mid: str, old: dict, new: dict, tol: Tolerance
                               None if ma is None or mb is None else mb - ma))
     qo, qn = _probabilities(old), _probabilities(new)
     for name in list(dict.fromkeys([*qo, *qn])):
+        if _probability_quantity(name) in hidden:
+            continue
         a, b = _num_or_none(qo.get(name)), _num_or_none(qn.get(name))
         if a is None or b is None:
             if (a is None) != (b is None):
@@ -230,9 +273,12 @@ def _claim_changes(old: list[dict], new: list[dict], tol: Tolerance) -> list[Cha
         if p.get("verdict") == c.get("verdict"):
             continue
         a, b = _num_or_none(p.get("probability")), _num_or_none(c.get("probability"))
+        if "not estimable" in (p.get("verdict"), c.get("verdict")):
+            a = b = None  # a non-estimable quantity's probability is not compared
         delta = None if a is None or b is None else b - a
         real = delta is None or abs(delta) > tol.probability
-        note = f"P {_fmt(a)} -> {_fmt(b)}; k {p.get('k')} -> {c.get('k')}"
+        note = (f"P {_fmt(a)} -> {_fmt(b)}; " if a is not None and b is not None else "") \
+            + f"k {p.get('k')} -> {c.get('k')}"
         if c.get("why"):
             note += f"; {c['why']}"
         out.append(Change("verdict" if real else "verdict_at_threshold", c.get("outcome"),
@@ -326,6 +372,12 @@ def changes_markdown(changes: list[Change], *, since: str | None = None,
                 if c.kind == "parameter":
                     before, after = _fmt_summary(c.old), _fmt_summary(c.new)
                     delta = "–" if c.delta is None else f"{c.delta:+.3g} (mean)"
+                elif c.kind == "estimability":
+                    before, after = (x if isinstance(x, str) else _fmt_summary(x)
+                                     for x in (c.old, c.new))
+                    delta = "not compared (not estimable)"
+                    if c.note:
+                        after += f" ({c.note})"
                 else:
                     before, after = _fmt(c.old), _fmt(c.new)
                     delta = "–" if c.delta is None else f"{c.delta:+.3g}"
@@ -415,6 +467,39 @@ def record_changes(bundle: dict[str, Any], releases_dir: Path) -> str:
     return " ".join(lines) + "\n\n"
 
 
+def moderator_design_lines(oc: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """The report's table of future-trial designs for the deficiency difference (the
+    declared ``[moderator.design]`` grid, simulated): how often the declared rule would judge
+    it estimable, and how often it would then be supported."""
+    md = (oc.get("next_trial") or {}).get("moderator") or {}
+    if md.get("status") != "ok" or not md.get("rows"):
+        return []
+    rule = data.get("spec", {}).get("moderator", {}).get("estimability") or {}
+    supported_at = data.get("verdict_rule", VerdictRule().model_dump())["supported_at"]
+    unit = oc.get("effect_unit", "")
+    left_out = (f"; {md['existing_left_out']} trial(s) with a status category only are left "
+                "out (the exact meta-regression needs a measured level)"
+                if md.get("existing_left_out") else "")
+    lines = [f"**{oc['label']}: trials that would answer the deficiency question.** "
+             "Simulated: new two-arm trials with a measured baseline level, each enrolling "
+             "people at the reference deficient or the reference replete level, added to the "
+             f"{md.get('existing_measured', 0)} trial(s) with a measured level{left_out}; "
+             f"truth: deficient-minus-replete difference {md['true_difference']:.3g} {unit} "
+             "in the beneficial direction (declared, as a multiple of the MID), between-trial "
+             f"SD {md['true_tau']:.3g} {unit}, per-participant SD {md['sd_per_participant']:.3g}"
+             f" {unit} (the unit SD). Estimable: the declared rule (posterior SD below "
+             f"{rule.get('max_contraction', 0.5):g} × prior SD and at least "
+             f"{rule.get('min_trials_each_side', 2)} trials on each side of the cut-off); "
+             f"supported: estimable and P(benefit larger when deficient) ≥ {supported_at:g}.",
+             "", "| new trials | n per arm | below / above cut-off | P(estimable) | "
+             "P(supported) | mean posterior/prior SD |", "|---|---|---|---|---|---|"]
+    for r in md["rows"]:
+        lines.append(f"| {r['trials']} | {r['n_per_arm']} | {r['n_below']} / {r['n_above']} | "
+                     f"{r['p_estimable']:.2f} | {r['p_supported']:.2f} ± {r['mc_se']:.2f} | "
+                     f"{r['mean_contraction']:.2f} |")
+    return [*lines, ""]
+
+
 def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
                     ) -> list[tuple[str, str, str]]:
     """The report's living-evidence sections: what changed since the last release, and what
@@ -431,6 +516,7 @@ def living_sections(bundle: Bundle | dict[str, Any], releases_dir: Path
              f"{data.get('verdict_rule', VerdictRule().model_dump())['supported_at']:g}.", ""]
     for _oid, oc in data["outcomes"].items():
         nt = oc.get("next_trial") or {}
+        lines += moderator_design_lines(oc, data)
         if nt.get("status") != "ok":
             continue
         lines += [f"**{oc['label']}** (per-participant SD {nt['sd_per_participant']:.3g} "

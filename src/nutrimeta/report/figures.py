@@ -191,65 +191,102 @@ def forest(outcome: OutcomeResult, model: ModelResult | None,
     return fig
 
 
-def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
-                       label: str, moderator: ModeratorRecord) -> Figure | None:
-    """Effect versus baseline status: trials as bubbles (area ~ precision), regression line.
-
-    Returns None when no trial has a baseline status value.
-    """
-    cut0 = _num(moderator.cutoff)
-    latent = moderator.latent
-    pts = []
+def _category_levels(outcome: OutcomeResult, moderator: ModeratorRecord,
+                     latent_model: ModelResult | None
+                     ) -> dict[tuple[str, str], tuple[float, float, float, bool]]:
+    """``(mean, q025, q975, from_posterior)`` of the baseline level of every category-placed
+    contrast, keyed by ``(study_id, subgroup)``: the continuous meta-regression's posterior
+    where it holds one, else the declared latent level (cut-off + mean ± 1.96 SD)."""
+    cut = _num(moderator.cutoff)
+    out: dict[tuple[str, str], tuple[float, float, float, bool]] = {}
     for st in outcome.studies:
-        s = st.model_dump()
+        cat = st.baseline_status_category
+        if cat in moderator.latent and cat != "unknown" and math.isfinite(cut) \
+                and not math.isfinite(_num(st.baseline_status_value_std)):
+            lv = moderator.latent[cat]
+            m, half = cut + _num(lv.mean), 1.959964 * _num(lv.sd)
+            out[(st.study_id, st.subgroup or "")] = (m, m - half, m + half, False)
+    if latent_model is not None:
+        for p in latent_model.latent_levels or []:
+            out[(p.study_id, p.subgroup)] = (p.mean, p.q025, p.q975, True)
+    return out
+
+
+def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
+                       label: str, moderator: ModeratorRecord,
+                       latent_model: ModelResult | None = None) -> Figure | None:
+    """Effect versus baseline status.
+
+    Trials with a measured level: filled bubbles at that level (area ~ precision). Trials
+    placed by their status category only: hollow markers with a horizontal 95% interval at
+    their latent level's posterior (``latent_model``'s ``latent_levels``; the declared prior
+    interval when no fitted model holds them). The regression band (``line_model``, given only
+    when the declared rule judges the slope estimable) is drawn over the measured range only.
+    Returns None when no trial has a measured level or a status category.
+    """
+    placed = _category_levels(outcome, moderator, latent_model)
+    measured, category = [], []
+    for st in outcome.studies:
         if not math.isfinite(_num(st.yi)):
             continue
         if math.isfinite(_num(st.baseline_status_value_std)):
-            pts.append({**s, "_assumed": False})
-            continue
-        cat = st.baseline_status_category or "unknown"
-        offset = _num(latent[cat].mean) if cat in latent else math.nan
-        if cat != "unknown" and math.isfinite(offset) and math.isfinite(cut0):
-            # no numeric level: shown (hollow) at the level its status category is assumed to
-            # have in the measurement model
-            pts.append({**s, "baseline_status_value_std": cut0 + offset, "_assumed": True})
-    if not pts:
+            measured.append(st)
+        elif (st.study_id, st.subgroup or "") in placed:
+            category.append(st)
+    if not measured and not category:
         return None
-    fig = new_figure(6.4, 4.4)
+    fig = new_figure(6.4, 5.4)
     ax = fig.add_subplot(1, 1, 1)
-    line = line_model.regression_line if line_model is not None else []
-    if line:
+    levels = [_num(st.baseline_status_value_std) for st in measured]
+    line = [p for p in (line_model.regression_line if line_model is not None else [])
+            if len(levels) >= 2 and min(levels) <= _num(p.x) <= max(levels)]
+    if len(line) >= 2:
         xs = [_num(p.x) for p in line]
         ax.fill_between(xs, [_num(p.q025) for p in line],
                         [_num(p.q975) for p in line], color=SHRUNKEN, alpha=0.18, lw=0,
-                        label="95% credible band")
+                        label="95% credible band (measured range)")
         ax.plot(xs, [_num(p.mean) for p in line], color=SHRUNKEN, lw=1.8,
                 label="posterior mean regression line")
-    prec = np.array([1 / _num(s["sei"]) ** 2 for s in pts])
+    every = measured + category
+    prec = np.array([1 / _num(st.sei) ** 2 for st in every])
     prec = np.where(np.isfinite(prec), prec, np.nanmin(prec[np.isfinite(prec)]) if
                     np.isfinite(prec).any() else 1.0)
     sizes = 40 + 460 * prec / prec.max()
+    where: dict[int, float] = {}
     for cat in ("deficient", "marginal", "replete", "unknown"):
-        idx = [i for i, s in enumerate(pts) if (s["baseline_status_category"] or "unknown")
-               == cat]
-        if not idx:
-            continue
-        for assumed in (False, True):
-            sub = [i for i in idx if pts[i]["_assumed"] is assumed]
+        colour = CATEGORY_COLOURS[cat]
+        sub = [i for i, st in enumerate(measured)
+               if (st.baseline_status_category or "unknown") == cat]
+        if sub:
+            ax.scatter([levels[i] for i in sub], [_num(measured[i].yi) for i in sub],
+                       s=sizes[sub], facecolor=colour, alpha=0.7, edgecolor="black",
+                       linewidth=0.6, label=f"{cat} at baseline: measured level", zorder=3)
+            where.update({i: levels[i] for i in sub})
+        for posterior in (True, False):
+            sub = [j for j, st in enumerate(category) if st.baseline_status_category == cat
+                   and placed[(st.study_id, st.subgroup or "")][3] is posterior]
             if not sub:
                 continue
-            ax.scatter([_num(pts[i]["baseline_status_value_std"]) for i in sub],
-                       [_num(pts[i]["yi"]) for i in sub], s=sizes[sub],
-                       facecolor="none" if assumed else CATEGORY_COLOURS[cat],
-                       alpha=0.9 if assumed else 0.7,
-                       edgecolor=CATEGORY_COLOURS[cat] if assumed else "black",
-                       linewidth=1.4 if assumed else 0.6,
-                       label=f"{cat} at baseline" + (" (level assumed from category)"
-                                                     if assumed else ""), zorder=3)
-    for s in pts:
-        ax.annotate(str(s["study_id"]), (_num(s["baseline_status_value_std"]),
-                                         _num(s["yi"])),
-                    xytext=(5, 5), textcoords="offset points", fontsize=7, color="#333333")
+            lv = [placed[(category[j].study_id, category[j].subgroup or "")][:3] for j in sub]
+            ys = [_num(category[j].yi) for j in sub]
+            bars = ax.errorbar([m for m, _, _ in lv], ys,
+                               xerr=[[m - lo for m, lo, _ in lv], [hi - m for m, _, hi in lv]],
+                               fmt="none", ecolor=colour, elinewidth=1.6, capsize=3, zorder=2)
+            if not posterior:  # the declared prior, not a fitted posterior: dashed
+                for c in bars.lines[2]:
+                    c.set_linestyle("--")
+            ax.scatter([m for m, _, _ in lv], ys, s=sizes[[len(measured) + j for j in sub]],
+                       facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
+            ax.plot([], [], color=colour, lw=1.6, marker="o", markersize=7,
+                    markerfacecolor="white", markeredgewidth=1.6, ls="-" if posterior else "--",
+                    label=f"{cat}, status category only: latent level "
+                    + ("posterior" if posterior else "as declared (prior)")
+                    + " with 95% interval")
+            where.update({len(measured) + j: m for j, (m, _, _) in zip(sub, lv, strict=True)})
+    for i, st in enumerate(every):
+        if i in where:
+            ax.annotate(str(st.study_id), (where[i], _num(st.yi)), xytext=(5, 5),
+                        textcoords="offset points", fontsize=7, color="#333333")
     cut = _num(moderator.cutoff)
     if math.isfinite(cut):
         ax.axvline(cut, color="black", ls=":", lw=1.2,
@@ -258,12 +295,18 @@ def effect_vs_baseline(outcome: OutcomeResult, line_model: ModelResult | None,
     unit = moderator.unit
     ax.set_xlabel(f"baseline {moderator.nutrient} status{' (' + unit + ')' if unit else ''}")
     ax.set_ylabel(_axis_label(label, outcome.measure, outcome.effect_unit))
-    missing = len(outcome.studies) - len(pts)
+    missing = len(outcome.studies) - len(every)
     ax.set_title(f"{label}: effect vs baseline status", loc="left")
+    notes = []
     if missing:
-        ax.text(0.0, -0.16, f"{missing} trial(s) without a baseline value not shown",
-                transform=ax.transAxes, fontsize=7, color="#555555", va="top")
-    leg = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+        notes.append(f"{missing} trial(s) with neither a baseline value nor a status "
+                     "category not shown")
+    if line_model is None:
+        notes.append("no regression band: the slope is not estimable by the declared rule")
+    # legend (and notes) below the axes, so long labels do not squeeze the plot
+    leg = ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=7, ncol=1,
+                    frameon=False, title="\n".join(notes) or None, title_fontsize=7,
+                    alignment="left")
     for h in leg.legend_handles:
         if isinstance(h, PathCollection):
             h.set_sizes([60])

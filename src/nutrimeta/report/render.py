@@ -131,8 +131,14 @@ def headline(bundle: Bundle, oid: str) -> dict[str, Any]:
     return out
 
 
-def _on_scale(value: float, multiple: float | None) -> str:
-    return fmt(value) if multiple is None else f"{multiple:g} × unit SD = {fmt(value)}"
+def _on_scale(value: float, multiple: float | None, unit: str = "") -> str:
+    shown = f"{value:.3g}" + (f" {unit}" if unit else "")
+    return shown if multiple is None else f"{multiple:g} × unit SD = {shown}"
+
+
+def _scale_unit(o: Any) -> str:
+    """Unit of an outcome's analysis scale (none for a ratio of means or an SMD)."""
+    return str(o.unit) if o.measure == "MD" else ""
 
 
 def methods_text(bundle: Bundle, effects: pd.DataFrame,
@@ -161,10 +167,13 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame,
                  f"deficiency cut-off {fmt(mod.cutoff)} {mod.unit} ({mod.cutoff_source}); "
                  f"categories: {', '.join(mod.latent)}.")
     paras.append("Priors (declared in the analysis spec): " + "; ".join(
-        f"{o.id}: mu ~ Normal(0, {_on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple)}), "
+        f"{o.id}: mu ~ Normal(0, "
+        f"{_on_scale(o.mu_prior_sd, o.mu_prior_sd_multiple, _scale_unit(o))}), "
         f"{o.tau_prior.label}, slope ~ Normal(0, "
-        f"{_on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple)}) per "
-        f"{mod.unit}; minimal important difference {fmt(o.mid)} ({o.mid_source})"
+        f"{_on_scale(o.slope_prior_sd, o.slope_prior_sd_multiple, _scale_unit(o))}) per "
+        f"{mod.unit}; unit SD {f'{o.unit_sd:.3g}' if o.unit_sd is not None else 'not declared'}"
+        f"{' (' + o.unit_sd_source + ')' if o.unit_sd_source else ''}; minimal important "
+        f"difference {fmt(o.mid)} ({o.mid_source})"
         for o in spec.outcomes) + ".")
     rule = mod.estimability
     paras.append("Moderator estimability rule (declared): a moderator quantity is shown as a "
@@ -364,9 +373,17 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                        if o.moderator is not None and "slope" in o.moderator.quantities
                        and not o.moderator.quantities["slope"].estimable
                        else "; no regression line in the results")
-            add(figs.effect_vs_baseline(o, line_model, label, mod), "effect_vs_baseline",
-                f"Effect versus baseline status, {label}. Bubble area is proportional to "
-                "precision (1/SE²); colour gives the baseline status category"
+            latent_model = o.models.get("meta_regression_continuous")
+            add(figs.effect_vs_baseline(o, line_model, label, mod,
+                                        latent_model if latent_model is not None
+                                        and latent_model.ok else None),
+                "effect_vs_baseline",
+                f"Effect versus baseline status, {label}. Filled bubbles: trials with a "
+                "measured baseline level, at that level (area proportional to precision, "
+                "1/SE²); hollow markers with a horizontal bar: trials placed by their status "
+                "category only, at their latent level's posterior (or the declared prior when "
+                "no continuous meta-regression was fitted) with its 95% interval; colour "
+                "gives the baseline status category"
                 + ("; line and band: posterior mean regression line and 95% credible band "
                    "over the measured baseline range" if line_model else no_line)
                 + f"; dotted line: deficiency cut-off {fmt(mod.cutoff)} {mod.unit}.")
