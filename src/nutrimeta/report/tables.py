@@ -286,10 +286,15 @@ def _graded_trials(o: OutcomeResult, analysis: Any, effects: pd.DataFrame | None
         return rows, float(analysis.n_randomised), 0
     if eff.empty:
         return rows, None, len(ids)
-    counts = trial_counts(eff.assign(poolable=True))
-    known = counts["n"].dropna()
-    unknown = int(counts["n"].isna().sum()) + len(set(ids) - set(eff["study_id"]))
-    return rows, float(known.sum()) if len(known) else None, unknown
+    ns = []
+    for sid in ids:
+        e = eff[eff["study_id"] == sid]
+        n = trial_counts(e.assign(poolable=True))["n"].sum(min_count=1) if len(e) else math.nan
+        if pd.isna(n) and len(e) and "n_total_reported" in e:  # a total without the split
+            n = pd.to_numeric(e["n_total_reported"], errors="coerce").max()
+        ns.append(float(n))
+    known = [n for n in ns if math.isfinite(n)]
+    return rows, float(sum(known)) if known else None, len(ns) - len(known)
 
 
 def summary_of_findings(bundle: Bundle, studies: pd.DataFrame,
