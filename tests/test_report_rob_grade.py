@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -178,4 +177,12 @@ def test_grade_comes_from_the_primary_analysis() -> None:
     imp = next(d for d in row["domains"] if d["domain"] == "imprecision")
     assert "95% interval -0.40 to 1.40" in imp["detail"]
     assert "OIS not assessable" in imp["detail"]
-    assert "of the trials (each counted once" in row["domains"][0]["detail"]
+    assert "of the trials (each counted once)" in row["domains"][0]["detail"]
+    inc = next(d for d in row["domains"] if d["domain"] == "inconsistency")
+    assert "[I² and prediction interval from the conventional model, k = 7;" in inc["detail"]
+    # one conventional trial: no I² or prediction interval is borrowed for inconsistency
+    o.k = 1
+    sof = tbl.summary_of_findings(bundle, pd.DataFrame({"study_id": []}), effects)
+    row = next(s for s in sof if s["outcome"] == "total_testosterone")
+    inc = next(d for d in row["domains"] if d["domain"] == "inconsistency")
+    assert inc["suggestion"].startswith("not assessable")

@@ -104,7 +104,8 @@ def test_forest_draws_subtotals_and_the_test() -> None:
         texts = _texts(forest.forest_plot(with_sg, "total_testosterone", no_effects, "TT"))
         old = _texts(forest.forest_plot(o, "total_testosterone", no_effects, "TT"))
     deficient = sum(s.baseline_status_category == "deficient" for s in o.studies)
-    assert f"   Subtotal (k = {deficient} trials, n = {20 * deficient})" in texts
+    assert f"   Subtotal, complete reports (k = {deficient} trials, n = {20 * deficient})" \
+        in texts
     assert any(t.startswith("   Subtotal: none (1 trial with complete data") for t in texts)
     assert any(t.startswith("   Heterogeneity (REML): tau²") for t in texts)
     test_line = next(t for t in texts if t.startswith("Test for subgroup differences"))
@@ -114,5 +115,5 @@ def test_forest_draws_subtotals_and_the_test() -> None:
     assert f"I² = {100 * i2:.0f}%" in test_line
     # results from before subtotals were computed say so instead of drawing none
     assert any("Subgroup subtotals are not in these results" in t for t in old)
-    assert not any("Subtotal (" in t for t in old)
+    assert not any("Subtotal, complete" in t for t in old)
     assert math.isfinite(with_sg.subgroups.groups[0].estimate)

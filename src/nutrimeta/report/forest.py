@@ -101,7 +101,7 @@ def subgroup_lines(outcome: OutcomeResult, status: str) -> tuple[Any, str, str |
     n_txt = fmt_int(g.n_participants) if g.n_participants is not None else "unknown"
     het = (f"Heterogeneity (REML): tau² = {fmt(g.tau2)}; I² = {fmt(g.i2, 0)}%; "
            f"Q = {fmt(g.q)} (df = {fmt_int(g.q_df)}), p = {fmt_p(g.q_p)}")
-    return g, f"Subtotal (k = {g.k_trials} trials, n = {n_txt})", het
+    return g, f"Subtotal, complete reports (k = {g.k_trials} trials, n = {n_txt})", het
 
 
 @dataclass

@@ -341,16 +341,19 @@ def summary_of_findings(bundle: Bundle, studies: pd.DataFrame,
         if primary_name == "all_reports" and a is not None and a.status == "ok" and a.mu:
             source = (f"Graded on the all-reports analysis (the primary analysis; {a.k_trials} "
                       f"randomised trial{'s' if a.k_trials != 1 else ''} counting partial "
-                      "reports).")
-            share_of = ("the trials (each counted once: the all-reports analysis has no "
-                        "per-trial weights)")
+                      "reports; each trial counts once in the risk-of-bias and indirectness "
+                      "domains, as the analysis has no per-trial weights).")
+            share_of = "the trials (each counted once)"
             pooled = {"mean": a.mu.mean, "q025": a.mu.q025, "q975": a.mu.q975}
             trials_rows, n_known, n_unknown = _graded_trials(o, a, effects, oid)
             k = a.k_trials
             model_id = "all_reports"
-            het_source = (f"I² and prediction interval from the conventional model, k = {o.k}; "
-                          "the all-reports analysis does not estimate them" if i2 is not None
-                          or prediction is not None else "")
+            if o.k >= 2:
+                het_source = (f"I² and prediction interval from the conventional model, "
+                              f"k = {o.k}; the all-reports analysis does not estimate them"
+                              if i2 is not None or prediction is not None else "")
+            else:  # heterogeneity needs at least 2 trials
+                i2 = prediction = None
         elif pm:
             source = (f"Graded on the conventional analysis ({model_id}; complete reports only"
                       + ("; the primary all-reports analysis has no estimate"
