@@ -17,6 +17,7 @@ from nutrimeta.report.figures import figure_style
 from nutrimeta.results import load_bundle
 from nutrimeta.spec import load_spec
 from nutrimeta.subgroups import between_test, subgroup_analysis
+from nutrimeta.synthesis import trial_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEC = load_spec(FIXTURES / "pipeline" / "analyses" / "zinc_testosterone.toml")
@@ -46,7 +47,7 @@ def test_q_between_is_q_total_minus_q_within_when_groups_are_homogeneous() -> No
             ("a3", "deficient", 0.98, 0.40), ("b1", "replete", 0.10, 0.20),
             ("b2", "replete", 0.12, 0.30), ("c1", "unknown", 0.50, 0.50)]
     df = _contrasts(rows)
-    res = subgroup_analysis(df, TT.tau_prior, TT.mu_prior_sd)
+    res = subgroup_analysis(df, TT.tau_prior, TT.mu_prior_sd, trial_rows)
     assert res is not None and res.test is not None
     by = {g.status: g for g in res.groups}
     assert [g.status for g in res.groups] == ["deficient", "replete", "unknown"]
@@ -75,14 +76,14 @@ def test_q_between_is_q_total_minus_q_within_when_groups_are_homogeneous() -> No
 def test_reml_subtotal_matches_rma_on_the_group() -> None:
     df = _contrasts([("a1", "deficient", 2.0, 0.5), ("a2", "deficient", 0.2, 0.4),
                      ("b1", "replete", 0.3, 0.6)])
-    res = subgroup_analysis(df, TT.tau_prior, TT.mu_prior_sd)
+    res = subgroup_analysis(df, TT.tau_prior, TT.mu_prior_sd, trial_rows)
     assert res is not None
     g = res.groups[0]
     ref = frequentist.rma([2.0, 0.2], [0.25, 0.16], method="REML")
     assert g.tau2 is not None and g.tau2 > 0
     assert (g.estimate, g.se, g.tau2) == pytest.approx((ref.estimate, ref.se, ref.tau2),
                                                        abs=1e-6)
-    assert subgroup_analysis(df.iloc[0:0], TT.tau_prior, TT.mu_prior_sd) is None
+    assert subgroup_analysis(df.iloc[0:0], TT.tau_prior, TT.mu_prior_sd, trial_rows) is None
 
 
 def _texts(fig: object) -> list[str]:
@@ -98,7 +99,7 @@ def test_forest_draws_subtotals_and_the_test() -> None:
                         "yi": s.yi, "sei": s.sei, "vi": s.sei**2, "n_intervention": 10,
                         "n_control": 10} for s in o.studies])
     with_sg = o.model_copy(update={"subgroups": subgroup_analysis(df, TT.tau_prior,
-                                                                  TT.mu_prior_sd)})
+                                                                  TT.mu_prior_sd, trial_rows)})
     no_effects = pd.DataFrame(columns=["outcome", "study_id", "subgroup"])
     with figure_style():
         texts = _texts(forest.forest_plot(with_sg, "total_testosterone", no_effects, "TT"))

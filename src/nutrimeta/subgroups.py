@@ -15,6 +15,7 @@ Groups of unknown status take part as a group of their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,16 +33,17 @@ def _status(df: pd.DataFrame) -> pd.Series:
         "", "unknown")
 
 
-def subgroup_analysis(contrasts: pd.DataFrame, tau_prior: Any, mu_prior_sd: float
+def subgroup_analysis(contrasts: pd.DataFrame, tau_prior: Any, mu_prior_sd: float,
+                      trial_rows: Callable[[pd.DataFrame], pd.DataFrame]
                       ) -> SubgroupAnalysis | None:
     """Subtotals and the test from an outcome's poolable randomised contrasts (one row per
     contrast, as the forest plot draws them); None without any trial.
 
     Contrasts of one trial in one group (dose arms with a shared control) are combined into
-    one trial row first (:func:`nutrimeta.synthesis.trial_rows`), so k counts trials."""
+    one trial row first by ``trial_rows`` (:func:`nutrimeta.synthesis.trial_rows`), so k
+    counts trials."""
     from nutrimeta import sensitivity
     from nutrimeta.models import frequentist
-    from nutrimeta.synthesis import trial_rows
     from nutrimeta.trials import trial_counts
 
     if len(contrasts) == 0:

@@ -286,20 +286,6 @@ def _curation_notes(studies: pd.DataFrame) -> pd.DataFrame:
 POOLED_LABELS = {"q025": "2.5%", "q975": "97.5%"}
 
 
-def _study_labels(studies: pd.DataFrame) -> dict[str, str]:
-    """``study_id`` -> "Author year"."""
-    return {str(r["study_id"]): forest.author_year(r.get("first_author"), r.get("year"))
-            for r in studies.to_dict("records")}
-
-
-def _analysed_studies(bundle: Bundle, studies: pd.DataFrame) -> pd.DataFrame:
-    """The studies.csv rows of trials entering an analysis of any outcome."""
-    ids = {c.study_id for o in bundle.outcomes.values() for a in (o.analyses or {}).values()
-           for c in a.contributions} | {s.study_id for o in bundle.outcomes.values()
-                                        for s in o.studies}
-    return studies[studies["study_id"].astype(str).isin(ids)]
-
-
 def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            studies: pd.DataFrame, syntheses: pd.DataFrame, citation: dict[str, Any],
            out: Path, search_log: Path | None = None,
@@ -328,8 +314,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
                                                                             syntheses)),
     }
     rob_df = rob.load(risk_of_bias_csv) if risk_of_bias_csv is not None else None
-    rob_lights = rob.traffic_lights(rob_df, _analysed_studies(bundle, studies),
-                                    _study_labels(studies))
+    rob_lights = rob.traffic_lights(rob_df, rob.analysed_studies(bundle, studies),
+                                    rob.study_labels(studies))
     frames["risk_of_bias"] = rob.frame(rob_lights)
     sof = tbl.summary_of_findings(bundle, studies, effects, risk=rob.overall(rob_df))
     frames["summary_of_findings"] = tbl.summary_of_findings_frame(sof)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from nutrimeta.results import Bundle
+
 FILE_NAME = "risk_of_bias.csv"
 COLUMNS = ("study_id", "tool", "domain", "judgement", "support", "source_id", "source_locator")
 DOMAINS = ("D1 randomisation process", "D2 deviations from intended interventions",
@@ -137,6 +139,23 @@ def traffic_lights(df: pd.DataFrame | None, studies: pd.DataFrame,
     return TrafficLights(tool, list(DOMAINS), rows,
                          f"{tool}: one tool for every trial of this evidence base; hover a "
                          "cell for the support for the judgement and its source.")
+
+
+def study_labels(studies: pd.DataFrame) -> dict[str, str]:
+    """``study_id`` -> "Author year"."""
+    from nutrimeta.report.forest import author_year
+
+    return {str(r["study_id"]): author_year(r.get("first_author"), r.get("year"))
+            for r in studies.to_dict("records")}
+
+
+def analysed_studies(bundle: Bundle, studies: pd.DataFrame) -> pd.DataFrame:
+    """The studies.csv rows of trials entering an analysis of any outcome (those the
+    fallback table lists)."""
+    ids = {c.study_id for o in bundle.outcomes.values() for a in (o.analyses or {}).values()
+           for c in a.contributions} | {s.study_id for o in bundle.outcomes.values()
+                                        for s in o.studies}
+    return studies[studies["study_id"].astype(str).isin(ids)]
 
 
 def frame(t: TrafficLights) -> pd.DataFrame:
