@@ -39,3 +39,19 @@ def test_restricted_report_shows_one_outcome_and_says_so(tmp_path: Path) -> None
     sof = page[page.index('id="summary-of-findings"'):page.index("</table>",
                                                                  page.index('id="summary-of-findings"'))]
     assert "Free testosterone" in sof and "Total testosterone" not in sof
+
+
+def test_scope_note_names_outcomes_fitted_from_other_inputs() -> None:
+    full = load_bundle(BUNDLE)
+    key = full.provenance.cache_key
+    mixed = full.model_copy(update={"provenance": full.provenance.model_copy(update={
+        "outcome_cache_keys": {"total_testosterone": "b" * 64, "free_testosterone": key}})})
+    note = scope_note(mixed, None)
+    assert f"total_testosterone from inputs {'b' * 12}" in note
+    assert f"describes inputs {key[:12]}" in note
+    # limited to the refitted outcome: still said, as the provenance describes other inputs
+    only = restrict(mixed, ["total_testosterone"])
+    assert "fitted from different inputs" in scope_note(only, ["total_testosterone"])
+    same = full.model_copy(update={"provenance": full.provenance.model_copy(update={
+        "outcome_cache_keys": {"total_testosterone": key, "free_testosterone": key}})})
+    assert scope_note(same, None) == ""

@@ -137,7 +137,7 @@ def scope_note(bundle: Bundle, restricted_to: Sequence[str] | None) -> str:
         for o, k in keys.items():
             if o in bundle.outcomes:
                 groups.setdefault(k, []).append(o)
-        if len(groups) > 1:
+        if set(groups) - {bundle.provenance.cache_key}:
             parts.append("Outcomes were fitted from different inputs (refitted alone with "
                          "--outcome): " + "; ".join(f"{', '.join(v)} from inputs {k[:12]}"
                                                     for k, v in groups.items())
