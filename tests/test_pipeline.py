@@ -109,3 +109,53 @@ def test_reports_render_from_saved_results(built: Path, tmp_path: Path) -> None:
     for claim in b["claims"]:
         assert claim["claim"] in md
     assert len(written) == 2
+
+
+def test_outcome_fit_merges_into_the_saved_results(built: Path, tmp_path: Path) -> None:
+    """`fit --outcome`: the named outcome is refitted and merged; the other outcomes' results,
+    the claims and the provenance stay as they were; unknown keys and a missing bundle are
+    one-line refusals before anything is fitted."""
+    build = tmp_path / "build"
+    shutil.copytree(built, build)
+    before = _bundle(build)
+    fit = list(run_fits(FIXTURE / "data", FIXTURE / "analyses", build, echo=lambda _: None,
+                        outcomes=["free_testosterone"]))
+    assert "free_testosterone unchanged" in fit[0]
+    fit = list(run_fits(FIXTURE / "data", FIXTURE / "analyses", build, echo=lambda _: None,
+                        outcomes=["free_testosterone"], force=True))
+    assert fit[0].startswith("zinc_testosterone: refitted free_testosterone, merged")
+    after = _bundle(build)
+    assert _strip_volatile(after) == _strip_volatile(before)  # same inputs, same numbers
+    assert after["provenance"].get("outcome_cache_keys") is None
+    assert (build / "results" / "zinc_testosterone.previous.json").is_file()
+    with pytest.raises(ValueError, match=r"^unknown outcome\(s\) nonsense; valid: "
+                                         r"free_testosterone, total_testosterone$"):
+        list(run_fits(FIXTURE / "data", FIXTURE / "analyses", build, outcomes=["nonsense"]))
+    with pytest.raises(ValueError, match="no saved results to merge into"):
+        list(run_fits(FIXTURE / "data", FIXTURE / "analyses", tmp_path / "empty",
+                      outcomes=["free_testosterone"]))
+
+
+def test_outcome_fit_after_a_data_change_records_its_inputs(built: Path,
+                                                           tmp_path: Path) -> None:
+    data, build = tmp_path / "data", tmp_path / "build"
+    shutil.copytree(FIXTURE / "data", data)
+    shutil.copytree(built, build)
+    results = data / "zinc_testosterone" / "results.csv"
+    results.write_text(results.read_text().replace(",3.0,", ",3.1,", 1))
+    before = _bundle(build)
+    list(run_fits(data, FIXTURE / "analyses", build, echo=lambda _: None,
+                  outcomes=["free_testosterone"]))
+    after = _bundle(build)
+    keys = after["provenance"]["outcome_cache_keys"]
+    new_key = cache_key(data, load_spec(FIXTURE / "analyses" / "zinc_testosterone.toml"))
+    assert keys == {"total_testosterone": before["provenance"]["cache_key"],
+                    "free_testosterone": new_key}
+    assert after["outcomes"][OUTCOME] == before["outcomes"][OUTCOME]
+    # the bundle no longer matches its inputs as a whole: a plain fit would refit it
+    assert after["provenance"]["cache_key"] != new_key
+    from nutrimeta.outcome_refit import scope_note
+    from nutrimeta.results import load_bundle
+
+    note = scope_note(load_bundle(build / "results" / "zinc_testosterone.json"), None)
+    assert f"free_testosterone from inputs {new_key[:12]}" in note

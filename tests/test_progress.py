@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -52,3 +53,12 @@ def test_unknown_base_is_a_one_line_error(tmp_path: object) -> None:
     assert result.exit_code == 1
     assert "unknown evidence base(s) no_such_base; known:" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["fit", "analysis"])
+def test_unknown_outcome_is_a_one_line_error_listing_the_valid_ones(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--base", "selenium_thyroid",
+                                       "--outcome", "tpo", "--outcome", "tsh"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: unknown outcome(s) tpo; valid: ft3, ft4, tg_ab, "
+                                     "tpo_ab, tsh")

@@ -229,7 +229,7 @@ window.addEventListener('load', function () {
     if (r.right > W + 1 || r.left < -1) out.push(name + ' outside the viewport width');
   }
   ['bottom-line', 'summary-of-findings', 'prisma-flow', 'references',
-   'synthesis-without-meta-analysis'].forEach(function (id) {
+   'synthesis-without-meta-analysis', 'risk-of-bias'].forEach(function (id) {
     var el = document.getElementById(id);
     if (!el) { out.push('#' + id + ' missing'); } else { check(el, '#' + id); }
   });

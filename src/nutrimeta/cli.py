@@ -44,6 +44,9 @@ BUILD_OPT = click.option("--build", "build_dir", default=_in_project("build"),
                          help="Folder for intermediate results (effects, fits, bundles).")
 BASE_OPT = click.option("--base", "bases", multiple=True, metavar="EVIDENCE_BASE",
                         help="Only this evidence base (repeat for several); default: all.")
+OUTCOME_OPT = click.option("--outcome", "outcomes", multiple=True, metavar="OUTCOME",
+                           help="Only this outcome (a spec outcome key; repeat for several); "
+                           "fits are merged into the saved results of the other outcomes.")
 REPORTS_OPT = click.option("--reports", "reports_dir", default=_in_project("reports"),
                            show_default="reports",
                            type=click.Path(file_okay=False, path_type=Path),
@@ -72,17 +75,23 @@ def _verbosity() -> int:
     return int((ctx.obj or {}).get("verbosity", NORMAL))
 
 
-def _fit_progress(analyses_dir: Path, bases: tuple[str, ...]) -> FitProgress:
-    """A progress display sized to the fits of the selected bases."""
+def _fit_progress(analyses_dir: Path, bases: tuple[str, ...],
+                  outcomes: tuple[str, ...] = ()) -> FitProgress:
+    """A progress display sized to the fits of the selected bases and outcomes."""
+    from nutrimeta.outcome_refit import check_outcomes, wanted_outcomes
     from nutrimeta.pipeline import planned_fits, select_specs
     from nutrimeta.progress import FitProgress
     from nutrimeta.spec import load_specs
 
     try:
         specs = select_specs(load_specs(analyses_dir), bases or None)
+        if outcomes:
+            check_outcomes(specs, outcomes)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    return FitProgress(planned_fits(specs), _verbosity())
+    planned = (sum(len(wanted_outcomes(s, outcomes)) * len(s.models) for s in specs)
+               if outcomes else planned_fits(specs))
+    return FitProgress(planned, _verbosity())
 
 
 @main.command()
@@ -148,18 +157,22 @@ def effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> None:
 @SPECS_OPT
 @BUILD_OPT
 @BASE_OPT
+@OUTCOME_OPT
 @click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
 def fit(data_dir: Path, analyses_dir: Path, build_dir: Path, bases: tuple[str, ...],
-        force: bool) -> None:
+        outcomes: tuple[str, ...], force: bool) -> None:
     """Fit every analysis (refits only those whose inputs changed)."""
     from nutrimeta.pipeline import run_fits
     from nutrimeta.progress import line_printer
 
     out = line_printer(_verbosity())
-    with _fit_progress(analyses_dir, bases) as progress:
-        for line in run_fits(data_dir, analyses_dir, build_dir, force=force, echo=progress,
-                             bases=bases or None):
-            out(line)
+    with _fit_progress(analyses_dir, bases, outcomes) as progress:
+        try:
+            for line in run_fits(data_dir, analyses_dir, build_dir, force=force, echo=progress,
+                                 bases=bases or None, outcomes=outcomes or None):
+                out(line)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     out(progress.summary())
 
 
@@ -168,14 +181,18 @@ def fit(data_dir: Path, analyses_dir: Path, build_dir: Path, bases: tuple[str, .
 @BUILD_OPT
 @REPORTS_OPT
 @BASE_OPT
-def report(data_dir: Path, build_dir: Path, reports_dir: Path, bases: tuple[str, ...]) -> None:
-    """Render reports from saved results (never refits)."""
+@OUTCOME_OPT
+def report(data_dir: Path, build_dir: Path, reports_dir: Path, bases: tuple[str, ...],
+           outcomes: tuple[str, ...]) -> None:
+    """Render reports from saved results (never refits). With --outcome, a report on those
+    outcomes only, in reports/<base>/outcomes/<outcome>/."""
     from nutrimeta.pipeline import run_reports
     from nutrimeta.progress import line_printer
 
     out = line_printer(_verbosity())
     try:
-        paths = run_reports(data_dir, build_dir, reports_dir, bases=bases or None)
+        paths = run_reports(data_dir, build_dir, reports_dir, bases=bases or None,
+                            outcomes=outcomes or None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for path in paths:
@@ -188,17 +205,22 @@ def report(data_dir: Path, build_dir: Path, reports_dir: Path, bases: tuple[str,
 @BUILD_OPT
 @REPORTS_OPT
 @BASE_OPT
+@OUTCOME_OPT
 @click.option("--force", is_flag=True, help="Refit even if inputs are unchanged.")
 def analysis(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path,
-             bases: tuple[str, ...], force: bool) -> None:
+             bases: tuple[str, ...], outcomes: tuple[str, ...], force: bool) -> None:
     """The whole pipeline: validate, effect sizes, fits, reports."""
     from nutrimeta.pipeline import run_all
     from nutrimeta.progress import line_printer
 
     out = line_printer(_verbosity())
-    with _fit_progress(analyses_dir, bases) as progress:
-        status = run_all(data_dir, analyses_dir, build_dir, reports_dir, force=force,
-                         echo=out, fit_echo=progress, bases=bases or None)
+    with _fit_progress(analyses_dir, bases, outcomes) as progress:
+        try:
+            status = run_all(data_dir, analyses_dir, build_dir, reports_dir, force=force,
+                             echo=out, fit_echo=progress, bases=bases or None,
+                             outcomes=outcomes or None)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     out(progress.summary())
     sys.exit(status)
 

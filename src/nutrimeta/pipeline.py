@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from nutrimeta import __version__
 from nutrimeta.datapackage import read_version
@@ -64,7 +65,14 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
     bundle is built by :func:`nutrimeta.synthesis.evidence_base_bundle`."""
     from nutrimeta import synthesis
 
-    provenance = {
+    return synthesis.evidence_base_bundle(
+        ev, spec, read_effects(build_dir, spec.evidence_base), fit_provenance(spec, data_dir),
+        build_dir / "fits" / spec.evidence_base, echo)
+
+
+def fit_provenance(spec: AnalysisSpec, data_dir: Path) -> dict[str, Any]:
+    """What a fit of ``spec`` is computed from and with (the bundle's provenance)."""
+    return {
         "package_version": __version__, "data_version": read_version(data_dir),
         "data_hash": data_hash(data_dir, [spec.evidence_base]),
         "data_hash_all": data_hash(data_dir), "spec_hash": spec.spec_hash,
@@ -73,9 +81,6 @@ def fit_evidence_base(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_di
         "seed": spec.seed, "sampler": {"backend": "nutpie", **spec.to_dict()["sampler"]},
         "created": dt.date.today().isoformat(),
     }
-    return synthesis.evidence_base_bundle(
-        ev, spec, read_effects(build_dir, spec.evidence_base), provenance,
-        build_dir / "fits" / spec.evidence_base, echo)
 
 
 def select_specs(specs: list[AnalysisSpec], bases: Sequence[str] | None) -> list[AnalysisSpec]:
@@ -96,21 +101,45 @@ def planned_fits(specs: list[AnalysisSpec]) -> int:
 
 
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
-             echo: Echo = print, bases: Sequence[str] | None = None) -> Iterator[str]:
+             echo: Echo = print, bases: Sequence[str] | None = None,
+             outcomes: Sequence[str] | None = None) -> Iterator[str]:
     """Fit every spec whose inputs changed; yield one line per evidence base.
 
-    ``bases`` restricts the fits to those evidence bases; the cross-nutrient synthesis, which
-    needs every base, is then left as it is."""
+    ``bases`` restricts the fits to those evidence bases; ``outcomes`` to those outcomes,
+    merged into each base's saved bundle (:mod:`nutrimeta.outcome_refit`; bases without a
+    named outcome are left alone). The cross-nutrient synthesis, which needs every base, is
+    then left as it is. An unknown base or outcome, or a bundle the outcomes cannot be merged
+    into, is a ValueError raised before anything is fitted."""
+    from nutrimeta import outcome_refit
+
     ev = load_valid(data_dir)
     all_specs = load_specs(analyses_dir)
     specs = select_specs(all_specs, bases)
+    if outcomes:
+        outcome_refit.check_outcomes(specs, outcomes)
+        specs = [s for s in specs if outcome_refit.wanted_outcomes(s, outcomes)]
+        refusals = [r for s in specs if (r := outcome_refit.merge_refusal(
+            build_dir / "results" / f"{s.evidence_base}.json", s))]
+        if refusals:
+            raise ValueError("; ".join(refusals) + " (nothing was fitted)")
     run_effects(data_dir, analyses_dir, build_dir)
     for spec in specs:
         path = build_dir / "results" / f"{spec.evidence_base}.json"
         key = cache_key(data_dir, spec)
+        if outcomes:
+            merged, line = outcome_refit.refit_outcomes(
+                ev, spec, outcome_refit.wanted_outcomes(spec, outcomes), key,
+                fit_provenance(spec, data_dir), read_effects(build_dir, spec.evidence_base),
+                path, build_dir / "fits" / spec.evidence_base, echo, force)
+            if merged is not None:
+                atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
+                atomic_write_text(path, to_json(merged))
+            yield line
+            continue
         if path.exists() and not force:
             old = json.loads(path.read_text(encoding="utf-8"))
-            if old.get("provenance", {}).get("cache_key") == key:
+            prov = old.get("provenance", {})
+            if prov.get("cache_key") == key and not prov.get("outcome_cache_keys"):
                 yield f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
                 continue
         start = time.perf_counter()
@@ -123,8 +152,9 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
                   for m, me in oc.models.items() if me.status == "failed"]
         yield (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
                + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
-    if bases:
-        yield "cross_nutrient: not refitted (an evidence base was selected with --base)"
+    if bases or outcomes:
+        yield ("cross_nutrient: not refitted (an evidence base or outcome was selected with "
+               "--base or --outcome)")
         return
     cross = cross_nutrient(build_dir, specs, ev, data_dir, echo)
     if cross is not None:
@@ -152,9 +182,12 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
-                bases: Sequence[str] | None = None) -> list[Path]:
+                bases: Sequence[str] | None = None,
+                outcomes: Sequence[str] | None = None) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
-    saved files only)."""
+    saved files only). With ``outcomes``, each base holding a named outcome gets a report on
+    those outcomes only, in ``reports/<base>/outcomes/<outcome>[+<outcome>…]/`` (the full
+    report and the index are left as they are)."""
     from nutrimeta.report import render_evidence_base, render_index
     from nutrimeta.report.changes import living_sections
 
@@ -167,28 +200,42 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
         if unknown:
             raise ValueError(f"no results for evidence base(s) {', '.join(unknown)} in "
                              f"{build_dir / 'results'}: run `nutrimeta fit` first")
+    if outcomes:
+        held = {o for p in bundles if not bases or p.stem in bases
+                for o in load_bundle(p).outcomes}
+        unknown = sorted(set(outcomes) - held)
+        if unknown:
+            raise ValueError(f"unknown outcome(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(sorted(held))}")
     for path in bundles:
         base = path.stem
         if bases and base not in bases:
             continue
+        wanted = [o for o in load_bundle(path).outcomes if o in set(outcomes or ())]
+        if outcomes and not wanted:
+            continue
+        out_dir = reports_dir / base / "outcomes" / "+".join(wanted) if wanted \
+            else reports_dir / base
         st = ev.studies[ev.studies["evidence_base"] == base]
         sy = ev.syntheses[ev.syntheses["_base"] == base]
         bundle = load_bundle(path)
         written.append(render_evidence_base(
             path, effects[effects["evidence_base"] == base],
             st[[c for c in st.columns if not c.startswith("_")]],
-            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
+            sy[[c for c in sy.columns if not c.startswith("_")]], out_dir,
             extra_sections=living_sections(bundle, releases_dir),
             search_log=data_dir / base / "SEARCH_LOG.md",
             check_findings=build_dir / "check" / "findings.json",
-            references_bib=data_dir / base / "references.bib"))
-    written.append(render_index(bundles, reports_dir))
+            references_bib=data_dir / base / "references.bib", outcomes=wanted or None,
+            risk_of_bias_csv=data_dir / base / "risk_of_bias.csv"))
+    if not outcomes:
+        written.append(render_index(bundles, reports_dir))
     return written
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
             force: bool = False, echo: Echo = print, bases: Sequence[str] | None = None,
-            fit_echo: Echo | None = None) -> int:
+            fit_echo: Echo | None = None, outcomes: Sequence[str] | None = None) -> int:
     """The whole pipeline; returns a process exit status (1 on data errors)."""
     start = time.perf_counter()
     ev = load_evidence(data_dir)
@@ -200,9 +247,9 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
     for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
-                         echo=fit_echo or echo, bases=bases):
+                         echo=fit_echo or echo, bases=bases, outcomes=outcomes):
         echo(line)
-    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases):
+    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes):
         echo(f"wrote {path}")
     failed = _failed_fits(build_dir)
     if failed:

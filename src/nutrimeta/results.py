@@ -322,6 +322,43 @@ class TauPriorPosterior(Record):
     prior_label: str
 
 
+class SubgroupTotal(Record):
+    """One baseline-status group of an outcome's randomised trials (:mod:`nutrimeta.subgroups`)."""
+
+    status: str
+    k_trials: int
+    #: Participants, each counted once per trial (None when a trial's n is unknown).
+    n_participants: float | None = None
+    #: Exact random-effects posterior of the group's pooled effect (k >= 2 only).
+    mu: Summary | None = None
+    #: REML estimate and its SE (a one-trial group: the trial's own estimate); used by the test.
+    estimate: float
+    se: float
+    tau2: float | None = None
+    i2: float | None = None  # percent
+    q: float | None = None
+    q_df: int | None = None
+    q_p: float | None = None
+
+
+class SubgroupTest(Record):
+    """Test for subgroup differences across the status groups."""
+
+    q_between: float
+    df: int
+    p: float
+    method: str = "random effects (REML within groups), inverse-variance chi² test"
+
+
+class SubgroupAnalysis(Record):
+    """Subtotals by baseline status and the test for differences between them."""
+
+    by: str = "baseline_status_category"
+    groups: list[SubgroupTotal]
+    #: None with fewer than two groups.
+    test: SubgroupTest | None = None
+
+
 class OutcomeResult(Record):
     """Everything the bundle holds for one outcome."""
 
@@ -349,6 +386,9 @@ class OutcomeResult(Record):
     tau_prior_posterior: TauPriorPosterior | None = None
     #: the outcome's moderator estimability (None in bundles from before it was assessed)
     moderator: ModeratorResult | None = None
+    #: Subtotals by baseline status and the test for subgroup differences (None in bundles
+    #: from before they were computed, or without a poolable trial).
+    subgroups: SubgroupAnalysis | None = None
 
     @property
     def relation(self) -> Relation:
@@ -473,6 +513,10 @@ class Provenance(Record):
     lock_hash: str | None = None
     #: Locked packages whose installed version differed when the results were computed.
     lock_mismatches: dict[str, str] | None = None
+    #: Outcomes refitted alone (``nutrimeta fit --outcome``) after the inputs changed: the
+    #: cache key of the inputs each outcome was fitted from; absent when every outcome was
+    #: fitted from the inputs this provenance describes.
+    outcome_cache_keys: dict[str, str] | None = None
 
 
 class Bundle(Record):

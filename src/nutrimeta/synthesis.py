@@ -48,6 +48,7 @@ from nutrimeta.results import (
     clean_json,
 )
 from nutrimeta.spec import AnalysisSpec, OutcomeSpec
+from nutrimeta.subgroups import subgroup_analysis
 from nutrimeta.trials import outcome_covariance, trial_counts
 from nutrimeta.validate import Evidence
 
@@ -464,6 +465,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                                   tau2)
     entry["studies_all_designs"] = study_rows(every, None, None) if len(every) else []
     entry["small_study"] = small_study_entry(rct)
+    entry["subgroups"] = subgroup_analysis(contrasts, o.tau_prior, o.mu_prior_sd, trial_rows)
     for kind in spec.models:
         # the moderator models keep each contrast as its unit (its own baseline status)
         data = every if kind == "all_evidence" else rct if kind == "random_effects" \

@@ -3,9 +3,11 @@
 One row per arm contrast, grouped under one author–year label per trial (a multi-arm trial is
 one trial with its arms, its participants counted once), per-arm mean / SD / n columns, or the
 route by which a partial report enters the all-reports analysis; trials grouped by baseline
-status; the conventional and all-reports pooled effects as diamonds; the heterogeneity line
-(tau², I², Q and its p) from the frequentist REML fit; "favours" labels oriented by the
-outcome's beneficial direction. Drawn from saved results and the effect-size table only.
+status, with a subtotal per status group of at least two trials and the test for subgroup
+differences (from the fit stage's :class:`~nutrimeta.results.SubgroupAnalysis`); the
+conventional and all-reports pooled effects as diamonds; the heterogeneity line (tau², I², Q
+and its p) from the frequentist REML fit; "favours" labels oriented by the outcome's
+beneficial direction. Drawn from saved results and the effect-size table only.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nutrimeta.report.fmt import fmt, fmt_int, fmt_p
 from nutrimeta.results import OutcomeResult
 
 __all__ = ["ROUTE_LABELS", "ForestRow", "author_year", "favours_labels", "forest_plot",
-           "forest_rows", "heterogeneity_line"]
+           "forest_rows", "heterogeneity_line", "subgroup_lines", "subgroup_test_line"]
 
 #: How a partial report enters the all-reports analysis, in words.
 ROUTE_LABELS = {
@@ -35,6 +37,7 @@ ROUTE_LABELS = {
     "sign": "only the direction reported",
 }
 STATUS_ORDER = ("deficient", "marginal", "replete", "unknown")
+SUBTOTAL = "#333333"
 
 
 def author_year(first_author: Any, year: Any) -> str:
@@ -69,6 +72,36 @@ def heterogeneity_line(outcome: OutcomeResult) -> str:
     if q is not None:
         parts.append(f"Q = {fmt(q)} (df = {fmt_int(q_df)}), p = {fmt_p(q_p)}")
     return f"Heterogeneity ({fit.method}): " + "; ".join(parts)
+
+
+def subgroup_test_line(outcome: OutcomeResult) -> str | None:
+    """RevMan's ``Test for subgroup differences: Chi² = …, df = … (p = …), I² = …%``, or
+    None when the trials form fewer than two status groups."""
+    sg = outcome.subgroups
+    if sg is None or sg.test is None:
+        return None
+    t = sg.test
+    i2 = max(0.0, (t.q_between - t.df) / t.q_between) * 100 if t.q_between > 0 else 0.0
+    groups = ", ".join(f"{g.status} (k = {g.k_trials})" for g in sg.groups)
+    return (f"Test for subgroup differences: Chi² = {fmt(t.q_between)}, df = {t.df} "
+            f"(p = {fmt_p(t.p)}), I² = {fmt(i2, 0)}%; groups: {groups}")
+
+
+def subgroup_lines(outcome: OutcomeResult, status: str) -> tuple[Any, str, str | None]:
+    """The subtotal of one status group: (group result or None, label, heterogeneity line
+    or None). A group with fewer than two trials with complete data gets no diamond and says
+    so."""
+    sg = outcome.subgroups
+    g = next((g for g in sg.groups if g.status == status), None) if sg is not None else None
+    if g is None:
+        return None, "Subtotal: none (no trial with complete data in this group)", None
+    if g.mu is None:
+        return None, (f"Subtotal: none ({g.k_trials} trial with complete data; a subtotal "
+                      "needs at least 2)"), None
+    n_txt = fmt_int(g.n_participants) if g.n_participants is not None else "unknown"
+    het = (f"Heterogeneity (REML): tau² = {fmt(g.tau2)}; I² = {fmt(g.i2, 0)}%; "
+           f"Q = {fmt(g.q)} (df = {fmt_int(g.q_df)}), p = {fmt_p(g.q_p)}")
+    return g, f"Subtotal, complete reports (k = {g.k_trials} trials, n = {n_txt})", het
 
 
 @dataclass
@@ -177,6 +210,9 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
     diamonds = [(name, a) for name, a in (("Conventional analysis", analyses.get("conventional")),
                                           ("All-reports analysis", analyses.get("all_reports")))
                 if a is not None and a.mu is not None]
+    # Subtotals only when the trials fall into several status groups (else the subtotal is
+    # the overall estimate); from the fit stage's results, never recomputed here.
+    subtotals = len(groups) > 1
     # Layout: y positions from the top (line units).
     lines: list[tuple[str, Any]] = []
     for status, trials in groups:
@@ -187,9 +223,20 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
                 lines += [("arm", a) for a in arms]
             else:
                 lines.append(("single", arms[0]))
+        if subtotals and outcome.subgroups is not None:
+            g, text, het = subgroup_lines(outcome, status)
+            lines.append(("subtotal", (g, text)))
+            if het:
+                lines.append(("subhet", het))
+    if subtotals and outcome.subgroups is None:
+        lines.append(("note", "Subgroup subtotals are not in these results (computed by the "
+                              "fit stage of a newer version: refit to show them)."))
     lines.append(("gap", None))
     lines += [("diamond", d) for d in diamonds]
     lines.append(("het", None))
+    test_line = subgroup_test_line(outcome) if subtotals else None
+    if test_line:
+        lines.append(("note", test_line))
     n_lines = len(lines) + 1
     fig = new_figure(11.5, 0.26 * n_lines + 1.3)
     gs = fig.add_gridspec(1, 3, width_ratios=[5.4, 3.2, 2.6], wspace=0.02)
@@ -211,6 +258,8 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
     txt: dict[str, Any] = dict(fontsize=8.5, va="center")
     finite = [v for r in rows for v in (r.lo, r.hi) if math.isfinite(v)]
     finite += [v for _, a in diamonds if a.mu is not None for v in (a.mu.q025, a.mu.q975)]
+    finite += [v for g in (outcome.subgroups.groups if outcome.subgroups and subtotals else [])
+               if g.mu is not None for v in (g.mu.q025, g.mu.q975) if v is not None]
     wmax = max([r.weight for r in rows if math.isfinite(r.weight)] or [1.0])
     y = top - 1.0
     for kind, item in lines:
@@ -254,6 +303,20 @@ def forest_plot(outcome: OutcomeResult, oid: str, effects: pd.DataFrame,
                       fontweight="bold", color=colour, **txt)
             ax_r.text(0.03, y, f"{fmt(mu.mean)} ({fmt(mu.q025)} to {fmt(mu.q975)})",
                       fontweight="bold", color=colour, **txt)
+        elif kind == "subtotal":
+            g, text = item
+            if g is None:
+                ax_l.text(0.0, y, f"   {text}", fontsize=8, fontstyle="italic",
+                          color="#555555", va="center")
+            else:
+                ax.add_patch(_diamond(g.mu.q025, g.mu.mean, g.mu.q975, y, SUBTOTAL))
+                ax_l.text(0.0, y, f"   {text}", fontweight="bold", color=SUBTOTAL, **txt)
+                ax_r.text(0.03, y, f"{fmt(g.mu.mean)} ({fmt(g.mu.q025)} to {fmt(g.mu.q975)})",
+                          fontweight="bold", color=SUBTOTAL, **txt)
+        elif kind == "subhet":
+            ax_l.text(0.0, y, f"   {item}", fontsize=7.5, va="center")
+        elif kind == "note":
+            ax_l.text(0.0, y, item, fontsize=8, va="center")
         elif kind == "het":
             ax_l.text(0.0, y, heterogeneity_line(outcome), fontsize=8, va="center")
         y -= 1.0

@@ -7,7 +7,9 @@ Rules
 -----
 risk of bias
     Downgrade one level if more than 50% of the pooling weight comes from trials at high or
-    unclear overall risk of bias.
+    unclear overall risk of bias (RoB 2 "no information" counts as unclear; "some concerns"
+    does not). The overall judgement is the RoB 2 "overall" domain of
+    ``risk_of_bias.csv`` when the base has one, else the ``risk_of_bias`` column of studies.csv.
 inconsistency
     Downgrade one level if I² > 50%, or if the 95% prediction interval crosses 0 while the
     95% interval of the pooled effect does not.
@@ -17,8 +19,11 @@ indirectness
     intervention and outcome directness otherwise need a reviewer.
 imprecision
     Downgrade one level if the 95% interval includes both no effect (0) and the minimal
-    important difference (MID), or if the total number of participants is below 400 (an
-    optimal-information-size heuristic).
+    important difference (MID), or if fewer than 400 participants contribute (an
+    optimal-information-size heuristic, OIS). Trials whose number of participants is unknown
+    are never counted as zero: if the participants of the trials with known n already reach
+    400, the OIS is met; if they do not and some trials have unknown n, the OIS cannot be
+    assessed and imprecision is judged on the interval alone (the detail says so).
 publication bias
     With at least 10 trials: downgrade one level if the Egger-type test gives p < 0.10. With
     fewer than 10 trials: not assessable.
@@ -27,15 +32,15 @@ publication bias
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from nutrimeta.report.fmt import fmt, fmt_int, fmt_interval, fmt_p
+from nutrimeta.report.fmt import fmt, fmt_int, fmt_p
 from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 
 LEVELS = ("very low", "low", "moderate", "high")
-HIGH_OR_UNCLEAR = ("high", "unclear")
+HIGH_OR_UNCLEAR = ("high", "unclear", "no_information")
 
 RULE_RISK_OF_BIAS = ("downgrade if > 50% of the weight is from trials at high or unclear risk "
                      "of bias")
@@ -43,8 +48,10 @@ RULE_INCONSISTENCY = ("downgrade if I² > 50%, or if the 95% prediction interval
                       "the 95% interval of the pooled effect does not")
 RULE_INDIRECTNESS = ("downgrade if > 50% of the weight is from trials with unknown baseline "
                      "status; other aspects of directness need a reviewer")
-RULE_IMPRECISION = ("downgrade if the 95% interval includes both 0 and the MID, or if the total "
-                    "number of participants is < 400 (optimal information size heuristic)")
+RULE_IMPRECISION = ("downgrade if the 95% interval includes both 0 and the MID, or if fewer "
+                    "than 400 participants contribute (optimal information size, OIS). With "
+                    "trials of unknown n: OIS met if the trials of known n reach 400; "
+                    "otherwise OIS not assessable and the interval alone decides")
 RULE_PUBLICATION_BIAS = ("with k >= 10: downgrade if the Egger-type test gives p < 0.10; "
                          "with k < 10: not assessable")
 
@@ -103,7 +110,8 @@ def _weight_share(weights: Iterable[float], flags: Iterable[bool]) -> tuple[floa
     return w_flag, total
 
 
-def risk_of_bias(weights: Iterable[float], judgements: Iterable[str | None]) -> DomainSuggestion:
+def risk_of_bias(weights: Iterable[float], judgements: Iterable[str | None],
+                 share_of: str = "the weight") -> DomainSuggestion:
     """Risk-of-bias suggestion from study weights and overall risk-of-bias judgements.
 
     Parameters
@@ -111,21 +119,33 @@ def risk_of_bias(weights: Iterable[float], judgements: Iterable[str | None]) -> 
     weights
         Pooling weights of the trials (any scale).
     judgements
-        Overall judgement per trial: low / some_concerns / high / unclear; missing counts as
-        unclear.
+        Overall judgement per trial: low / some_concerns / high / unclear (RoB 2 wording
+        "some concerns", "no information" too); missing counts as unclear.
+    share_of
+        What the weights are, for the detail (e.g. "the trials" for equal weights).
     """
-    flags = [(j or "unclear") in HIGH_OR_UNCLEAR for j in judgements]
+    flags = [(str(j or "unclear")).strip().lower().replace(" ", "_") in HIGH_OR_UNCLEAR
+             for j in judgements]
     w_flag, total = _weight_share(weights, flags)
     if total <= 0:
         return DomainSuggestion("risk of bias", "not assessable (no weights)", 0,
                                 RULE_RISK_OF_BIAS, "no pooling weights")
     share = w_flag / total
     return _suggest("risk of bias", share > 0.5, RULE_RISK_OF_BIAS,
-                    f"{fmt(100 * share, 0)}% of the weight from high/unclear risk trials")
+                    f"{fmt(100 * share, 0)}% of {share_of} from high/unclear risk trials")
+
+
+def _shown(value: float | None, natural: Callable[[float], float] | None, unit: str) -> str:
+    """A number on the scale the reader sees (e.g. % change for a ratio of means)."""
+    if value is None:
+        return fmt(value)
+    return f"{fmt(natural(value) if natural else value)}{unit}"
 
 
 def inconsistency(i2_percent: float | None, pooled: Mapping[str, Any] | None,
-                  prediction: Mapping[str, Any] | None) -> DomainSuggestion:
+                  prediction: Mapping[str, Any] | None,
+                  natural: Callable[[float], float] | None = None, unit: str = "",
+                  source: str = "") -> DomainSuggestion:
     """Inconsistency suggestion.
 
     Parameters
@@ -134,6 +154,11 @@ def inconsistency(i2_percent: float | None, pooled: Mapping[str, Any] | None,
         I² in percent (posterior median).
     pooled, prediction
         Summaries with ``q025`` and ``q975`` of the pooled effect and of the prediction.
+    natural, unit
+        How intervals are shown (e.g. log ratio of means to % change); the rule itself is
+        applied on the analysis scale, where 0 is no effect.
+    source
+        Where I² and the prediction interval come from, when not from the analysis graded.
     """
     i2 = _num(i2_percent)
     reasons: list[str] = []
@@ -149,18 +174,21 @@ def inconsistency(i2_percent: float | None, pooled: Mapping[str, Any] | None,
         if None not in (plo, phi, clo, chi):
             pi_cross = plo < 0 < phi  # type: ignore[operator]
             ci_cross = clo < 0 < chi  # type: ignore[operator]
-            details.append(f"95% prediction interval {fmt_interval(plo, phi)}")
+            details.append(f"95% prediction interval {_shown(plo, natural, unit)} to "
+                           f"{_shown(phi, natural, unit)}")
             if pi_cross and not ci_cross:
                 reasons.append("prediction interval crosses 0, pooled interval does not")
     if i2 is None and pi_cross is None:
         return DomainSuggestion("inconsistency", "not assessable (no I² or intervals)", 0,
                                 RULE_INCONSISTENCY, "")
     detail = "; ".join(details) + (f" ({'; '.join(reasons)})" if reasons else "")
+    if source:
+        detail += f" [{source}]"
     return _suggest("inconsistency", bool(reasons), RULE_INCONSISTENCY, detail)
 
 
-def indirectness(weights: Iterable[float],
-                 status_categories: Iterable[str | None]) -> DomainSuggestion:
+def indirectness(weights: Iterable[float], status_categories: Iterable[str | None],
+                 share_of: str = "the weight") -> DomainSuggestion:
     """Indirectness suggestion from the weight share of trials with unknown baseline status."""
     flags = [(c or "unknown") == "unknown" for c in status_categories]
     w_flag, total = _weight_share(weights, flags)
@@ -169,11 +197,13 @@ def indirectness(weights: Iterable[float],
                                 RULE_INDIRECTNESS, "no pooling weights")
     share = w_flag / total
     return _suggest("indirectness", share > 0.5, RULE_INDIRECTNESS,
-                    f"{fmt(100 * share, 0)}% of the weight from trials with unknown status")
+                    f"{fmt(100 * share, 0)}% of {share_of} from trials with unknown status")
 
 
 def imprecision(pooled: Mapping[str, Any] | None, mid: float | None,
-                n_total: float | None) -> DomainSuggestion:
+                n_total: float | None, n_unknown_trials: int = 0,
+                natural: Callable[[float], float] | None = None,
+                unit: str = "") -> DomainSuggestion:
     """Imprecision suggestion.
 
     Parameters
@@ -184,7 +214,11 @@ def imprecision(pooled: Mapping[str, Any] | None, mid: float | None,
         Minimal important difference on the effect scale (sign gives the beneficial
         direction); None when not specified.
     n_total
-        Participants contributing to the pooled estimate.
+        Participants of the contributing trials whose n is known.
+    n_unknown_trials
+        Contributing trials whose number of participants is unknown (see the module's rule).
+    natural, unit
+        How the interval and the MID are shown (the rule is applied on the analysis scale).
     """
     reasons: list[str] = []
     details: list[str] = []
@@ -193,16 +227,28 @@ def imprecision(pooled: Mapping[str, Any] | None, mid: float | None,
     m = _num(mid)
     n = _num(n_total)
     if lo is not None and hi is not None:
-        details.append(f"95% interval {fmt_interval(lo, hi)}")
+        details.append(f"95% interval {_shown(lo, natural, unit)} to {_shown(hi, natural, unit)}")
         if m is not None:
-            details.append(f"MID {fmt(m)}")
+            details.append(f"MID {_shown(m, natural, unit)}")
             if lo <= 0 <= hi and lo <= m <= hi:
                 reasons.append("interval includes 0 and the MID")
         else:
             details.append("no MID specified")
-    if n is not None:
-        details.append(f"n = {fmt_int(n)}")
-        if n < 400:
+    unknown = int(n_unknown_trials or 0)
+    if n is not None or unknown:
+        known = n or 0.0
+        if unknown:
+            details.append(f"n = {fmt_int(known)} in the trials of known n; {unknown} "
+                           f"trial{'s' if unknown != 1 else ''} with unknown n")
+        else:
+            details.append(f"n = {fmt_int(known)}")
+        if known >= 400:
+            if unknown:
+                details.append("OIS met by the trials of known n alone")
+        elif unknown:
+            details.append("OIS not assessable (trials with unknown n): judged on the "
+                           "interval alone")
+        else:
             reasons.append("n < 400")
     if not details:
         return DomainSuggestion("imprecision", "not assessable (no interval or n)", 0,
@@ -241,7 +287,10 @@ def certainty(start: str, suggestions: Iterable[DomainSuggestion]) -> str:
 def grade_outcome(studies: list[Mapping[str, Any]], risk: Mapping[str, str | None],
                   pooled: Mapping[str, Any] | None, prediction: Mapping[str, Any] | None,
                   i2_percent: float | None, mid: float | None, n_total: float | None,
-                  egger_p: float | None, k: int | None) -> dict[str, Any]:
+                  egger_p: float | None, k: int | None, n_unknown_trials: int = 0,
+                  natural: Callable[[float], float] | None = None, unit: str = "",
+                  heterogeneity_source: str = "", share_of: str = "the weight"
+                  ) -> dict[str, Any]:
     """Apply every rule to one outcome.
 
     Parameters
@@ -250,8 +299,14 @@ def grade_outcome(studies: list[Mapping[str, Any]], risk: Mapping[str, str | Non
         Bundle study rows (``study_id``, ``weight``, ``design``, ``baseline_status_category``).
     risk
         Overall risk-of-bias judgement per study_id (from studies.csv).
-    pooled, prediction, i2_percent, mid, n_total, egger_p, k
+    pooled, prediction, i2_percent, mid, n_total, egger_p, k, n_unknown_trials
         As in the single-domain rules.
+    natural, unit
+        How numbers are shown (e.g. % change for a ratio of means).
+    heterogeneity_source
+        Where I² and the prediction interval come from, when not from the graded analysis.
+    share_of
+        What the study weights are (``"the trials"`` when each trial counts once).
 
     Returns
     -------
@@ -260,10 +315,10 @@ def grade_outcome(studies: list[Mapping[str, Any]], risk: Mapping[str, str | Non
     """
     weights = [s.get("weight") or 0.0 for s in studies]
     domains = [
-        risk_of_bias(weights, [risk.get(str(s.get("study_id"))) for s in studies]),
-        inconsistency(i2_percent, pooled, prediction),
-        indirectness(weights, [s.get("baseline_status_category") for s in studies]),
-        imprecision(pooled, mid, n_total),
+        risk_of_bias(weights, [risk.get(str(s.get("study_id"))) for s in studies], share_of),
+        inconsistency(i2_percent, pooled, prediction, natural, unit, heterogeneity_source),
+        indirectness(weights, [s.get("baseline_status_category") for s in studies], share_of),
+        imprecision(pooled, mid, n_total, n_unknown_trials, natural, unit),
         publication_bias(egger_p, k),
     ]
     start = starting_level(weights, [s.get("design") for s in studies])

@@ -26,11 +26,13 @@ import pandas as pd
 from markupsafe import Markup
 
 import nutrimeta
+from nutrimeta import outcome_refit
 from nutrimeta.analysis_results import AnalysisMu
 from nutrimeta.io_utils import atomic_write_text
 from nutrimeta.report import figures as figs
 from nutrimeta.report import forest
 from nutrimeta.report import references as refs
+from nutrimeta.report import risk_of_bias as rob
 from nutrimeta.report import summary as summ
 from nutrimeta.report import syntheses as published
 from nutrimeta.report import synthesis_without_ma as swim
@@ -298,7 +300,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
            out: Path, search_log: Path | None = None,
            check_findings: Path | None = None,
            calibration: Mapping[str, Any] | None = None,
-           references_bib: Path | None = None) -> dict[str, Any]:
+           references_bib: Path | None = None,
+           risk_of_bias_csv: Path | None = None) -> dict[str, Any]:
     """Write figures and tables into ``out`` and return the template context."""
     base = bundle.evidence_base
     fig_dir = out / "figures"
@@ -319,7 +322,11 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "published_syntheses": published.harmonise(tbl.published_syntheses(bundle,
                                                                             syntheses)),
     }
-    sof = tbl.summary_of_findings(bundle, studies)
+    rob_df = rob.load(risk_of_bias_csv) if risk_of_bias_csv is not None else None
+    rob_lights = rob.traffic_lights(rob_df, rob.analysed_studies(bundle, studies),
+                                    rob.study_labels(studies))
+    frames["risk_of_bias"] = rob.frame(rob_lights)
+    sof = tbl.summary_of_findings(bundle, studies, effects, risk=rob.overall(rob_df))
     frames["summary_of_findings"] = tbl.summary_of_findings_frame(sof)
     flow = tbl.prisma(studies, effects, base)
     frames["prisma_flow"] = tbl.prisma_frame(flow)
@@ -494,7 +501,8 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "bottom": bottom, "sof_rows": sof_rows,
         "sof_table": frames["summary_of_findings_table"],
         "has_ratio": any(o.measure in summ.RATIO_MEASURES for o in bundle.outcomes.values()),
-        "prisma2020": prisma2020,
+        "prisma2020": prisma2020, "rob": rob_lights,
+        "rob_table": frames["risk_of_bias"],
         "prisma_svg": Markup(summ.prisma_svg(prisma2020, search)), "search": search,
         "not_used": tbl.display_frame(frames["studies_not_used"]),
         "excluded": tbl.display_frame(frames["studies_excluded"]),
@@ -524,7 +532,9 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
                          extra_sections: Sequence[tuple[str, str, str]] = (),
                          search_log: Path | None = None,
                          check_findings: Path | None = None,
-                         references_bib: Path | None = None) -> Path:
+                         references_bib: Path | None = None,
+                         outcomes: Sequence[str] | None = None,
+                         risk_of_bias_csv: Path | None = None) -> Path:
     """Render the report of one evidence base from its saved results.
 
     Parameters
@@ -549,6 +559,11 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         ``build/check/findings.json`` from ``nutrimeta check``, shown in an appendix.
     references_bib
         The base's ``references.bib``: the reference list (with ``studies.csv``).
+    outcomes
+        Only these outcomes (``nutrimeta report --outcome``); the report says so.
+    risk_of_bias_csv
+        The base's ``risk_of_bias.csv`` (risk of bias by domain); when absent, the overall
+        judgement of studies.csv is shown.
 
     Returns
     -------
@@ -559,6 +574,9 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
     bundle_path = Path(bundle_path)
     out_dir = Path(out_dir)
     bundle = load_bundle(bundle_path)
+    if outcomes:
+        bundle = outcome_refit.restrict(bundle, outcomes)
+        effects = effects[effects["outcome"].isin(list(outcomes))]
     citation = read_citation(citation_path or find_citation(bundle_path.parent),
                              bundle.provenance.data_version)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -568,7 +586,9 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         calibration = (json.loads(cal_path.read_text(encoding="utf-8"))
                        if cal_path is not None else None)
         ctx = _build(bundle, bundle_path.name, effects, studies, syntheses, citation, tmp,
-                     search_log, check_findings, calibration, references_bib)
+                     search_log, check_findings, calibration, references_bib,
+                     risk_of_bias_csv)
+        ctx["scope_note"] = outcome_refit.scope_note(bundle, outcomes)
         ctx["extra_sections"] = [
             {"id": sid, "title": title, "markdown": body,
              "html": markdown.markdown(body, extensions=["tables"])}

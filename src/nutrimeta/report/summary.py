@@ -209,8 +209,34 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
         if unknown:
             trials += f" ({unknown} trial{'s' if unknown != 1 else ''} with unknown n)"
         downgrades = [f"{d['domain']}: {d['detail']}" for d in s.get("domains", [])
-                      if d.get("downgrade") and o.k > 0]
+                      if d.get("downgrade") and s.get("k", o.k) > 0]
         comments = []
+        primary = (o.analyses or {}).get("all_reports")
+        if s.get("model") == "all_reports" and primary is not None and primary.mu is not None:
+            # effect, trials and certainty all from the declared primary analysis
+            unknown = int(s.get("n_unknown_trials") or 0)
+            trials = f"{primary.k_trials} / {fmt_int(s.get('n_participants'))}"
+            if unknown:
+                trials += f" ({unknown} trial{'s' if unknown != 1 else ''} with unknown n)"
+            comments.append("all-reports analysis (primary: every trial report by its route)")
+            if pm is not None:
+                comments.append(f"conventional analysis (complete reports, k = {o.k}): "
+                                f"{effect_text(o, pm[1])}")
+            if o.mid is not None:
+                comments.append(f"minimal important difference "
+                                f"{fmt(natural(o.mid, o.measure))}"
+                                f"{'' if natural_unit(o) == '%' else ' '}{natural_unit(o)}")
+            if o.moderator is not None:
+                comments.append(moderator_comment(o))
+            if unknown:
+                comments.append("participant count leaves out trials with unknown n")
+            if primary.k_trials < 10:
+                comments.append("publication bias not assessable with fewer than 10 trials")
+            rows.append({"outcome": oid, "label": o.label, "trials_participants": trials,
+                         "effect": effect_text(o, primary.mu),
+                         "certainty": str(s.get("certainty", "")),
+                         "downgrades": downgrades, "comments": "; ".join(comments)})
+            continue
         if o.k == 0:
             effect = "no poolable trial"
             certainty = "not assessable"

@@ -264,12 +264,59 @@ def failed_fits(bundle: Bundle) -> list[dict[str, str]]:
     return out
 
 
-def summary_of_findings(bundle: Bundle, studies: pd.DataFrame) -> list[dict[str, Any]]:
-    """Summary of findings per outcome with GRADE suggestions (see :mod:`.grade`)."""
+def _graded_trials(o: OutcomeResult, analysis: Any, effects: pd.DataFrame | None, oid: str
+                   ) -> tuple[list[dict[str, Any]], float | None, int]:
+    """The trials of an all-reports analysis as GRADE rows (equal weight per trial: the
+    analysis has no per-trial weights), the participants of the trials of known n, and the
+    number of trials of unknown n (counted from the effect-size table, each trial once)."""
+    from nutrimeta.trials import trial_counts
+
+    ids = list(dict.fromkeys(c.study_id for c in analysis.contributions))
+    eff = (effects[(effects["outcome"] == oid) & effects["study_id"].isin(ids)]
+           if effects is not None and len(effects) else pd.DataFrame())
+    rows = []
+    for sid in ids:
+        e = eff[eff["study_id"] == sid] if len(eff) else eff
+        first = e.iloc[0] if len(e) else {}
+        rows.append({"study_id": sid, "weight": 1.0,
+                     "design": clean(first.get("design")) if len(e) else None,
+                     "baseline_status_category": clean(first.get("baseline_status_category"))
+                     if len(e) else None})
+    if analysis.n_randomised is not None:
+        return rows, float(analysis.n_randomised), 0
+    if eff.empty:
+        return rows, None, len(ids)
+    ns = []
+    for sid in ids:
+        e = eff[eff["study_id"] == sid]
+        n = trial_counts(e.assign(poolable=True))["n"].sum(min_count=1) if len(e) else math.nan
+        if pd.isna(n) and len(e) and "n_total_reported" in e:  # a total without the split
+            n = pd.to_numeric(e["n_total_reported"], errors="coerce").max()
+        ns.append(float(n))
+    known = [n for n in ns if math.isfinite(n)]
+    return rows, float(sum(known)) if known else None, len(ns) - len(known)
+
+
+def summary_of_findings(bundle: Bundle, studies: pd.DataFrame,
+                        effects: pd.DataFrame | None = None,
+                        risk: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Summary of findings per outcome with GRADE suggestions (see :mod:`.grade`).
+
+    Certainty is graded on the spec's primary analysis (``primary_analysis``): with
+    ``all_reports``, its pooled effect, its trials (equal weight each) and its participants;
+    I² and the prediction interval, which that analysis does not estimate, come from the
+    conventional model and the detail says so. With ``conventional`` (or when the all-reports
+    analysis has no estimate), the conventional primary model. ``risk`` is the overall
+    risk-of-bias judgement per study (RoB 2 file); default the studies.csv column. Ratio-of-
+    means outcomes are shown as % change."""
+    from nutrimeta.report import summary as summ
+
     s = base_rows(studies, bundle.evidence_base)
-    risk = {}
-    if "risk_of_bias" in s.columns:
-        risk = {str(r["study_id"]): clean(r["risk_of_bias"]) for r in records(s)}
+    if risk is None:
+        risk = {}
+        if "risk_of_bias" in s.columns:
+            risk = {str(r["study_id"]): clean(r["risk_of_bias"]) for r in records(s)}
+    primary_name = bundle.spec.primary_analysis
     out = []
     for oid, o in bundle.outcomes.items():
         pm = o.primary_model()
@@ -281,12 +328,59 @@ def summary_of_findings(bundle: Bundle, studies: pd.DataFrame) -> list[dict[str,
             pooled = clean_json(m.parameters["mu"])
             prediction = clean_json(m.prediction) if m.prediction is not None else None
             i2 = m.i2.median if m.i2 is not None else None
+        ratio = o.measure in summ.RATIO_MEASURES
+        natural = (lambda v: 100.0 * math.expm1(v)) if ratio else None
+        unit = "%" if ratio else ""
+        a = (o.analyses or {}).get("all_reports")
+        trials_rows = clean_json(o.studies)
+        n_known: float | None = o.n_participants
+        n_unknown = summ.unknown_n_trials(o)
+        k = o.k
+        het_source = ""
+        share_of = "the weight"
+        if primary_name == "all_reports" and a is not None and a.status == "ok" and a.mu:
+            source = (f"Graded on the all-reports analysis (the primary analysis; {a.k_trials} "
+                      f"randomised trial{'s' if a.k_trials != 1 else ''} counting partial "
+                      "reports; each trial counts once in the risk-of-bias and indirectness "
+                      "domains, as the analysis has no per-trial weights).")
+            share_of = "the trials (each counted once)"
+            pooled = {"mean": a.mu.mean, "q025": a.mu.q025, "q975": a.mu.q975}
+            trials_rows, n_known, n_unknown = _graded_trials(o, a, effects, oid)
+            k = a.k_trials
+            model_id = "all_reports"
+            if o.k >= 2:
+                het_source = (f"I² and prediction interval from the conventional model, "
+                              f"k = {o.k}; the all-reports analysis does not estimate them"
+                              if i2 is not None or prediction is not None else "")
+            else:  # heterogeneity needs at least 2 trials
+                i2 = prediction = None
+        elif pm:
+            source = (f"Graded on the conventional analysis ({model_id}; complete reports only"
+                      + ("; the primary all-reports analysis has no estimate"
+                         if primary_name == "all_reports" else "") + ").")
+        else:
+            source = "No analysis has an estimate: the domains below are not a grading."
         ss = o.small_study
-        g = grade.grade_outcome(clean_json(o.studies), risk, pooled, prediction, i2,
-                                o.mid, o.n_participants, ss.p_value, ss.k)
+        g = grade.grade_outcome(trials_rows, risk, pooled, prediction, i2, o.mid, n_known,
+                                ss.p_value, k if model_id == "all_reports" else ss.k,
+                                n_unknown_trials=n_unknown, natural=natural, unit=unit,
+                                heterogeneity_source=het_source, share_of=share_of)
+        if pooled is not None:
+            lo, mean, hi = (natural(v) if natural else v
+                            for v in (pooled["q025"], pooled["mean"], pooled["q975"]))
+            shown_unit = "%" if ratio else (f" {o.effect_unit}" if o.effect_unit else "")
+            estimate = f"{fmt(mean)}{shown_unit} (95% CrI {fmt(lo)} to {fmt(hi)}{shown_unit})"
+            estimate = ("change " if ratio else "") + estimate
+        else:
+            estimate = ""
+        n_text = (f"n = {fmt_int(n_known)}" if not n_unknown else
+                  f"n = {fmt_int(n_known)} in the trials of known n, {n_unknown} trial"
+                  f"{'s' if n_unknown != 1 else ''} with unknown n")
         out.append({"outcome": oid, "label": o.label, "measure": o.measure,
-                    "effect_unit": o.effect_unit, "k": o.k,
-                    "n_participants": o.n_participants, "model": model_id,
+                    "effect_unit": o.effect_unit, "k": k,
+                    "n_participants": n_known, "n_unknown_trials": n_unknown,
+                    "n_text": n_text, "model": model_id, "source": source,
+                    "estimate_text": estimate,
                     "pooled": pooled, "prediction": prediction, "mid": o.mid,
                     **g})
     return out
