@@ -18,7 +18,12 @@ import pandas as pd
 from scipy import special
 
 from nutrimeta.estimability import EstimabilityRule, InformingTrials, assess
-from nutrimeta.models.exact import ExactPosterior, TauPrior, exact_posterior
+from nutrimeta.models.exact import (
+    ExactPosterior,
+    TauPrior,
+    exact_linear_combination_batch,
+    exact_posterior,
+)
 from nutrimeta.results import VERDICT_RULE, benefit_sign
 from nutrimeta.spec import AnalysisSpec, OutcomeSpec
 
@@ -247,20 +252,17 @@ def moderator_design_value(existing: MeasuredTrials, *, trials: int, n_per_arm: 
     X = np.c_[np.ones(x_all.size), x_all]
     sides = InformingTrials.from_trials(list(x_all), [None] * x_all.size, 0.0)
     prior_sd = abs(gap) * slope_sd
-    estimable = np.zeros(n_sims, dtype=bool)
-    supported = np.zeros(n_sims, dtype=bool)
-    contraction = np.empty(n_sims)
-    for i in range(n_sims):
-        theta = slope_true * (x_new - x_replete) + true_tau * rng.standard_normal(trials)
-        y = np.r_[existing.y, theta + se_new * rng.standard_normal(trials)]
-        post = exact_posterior(y, se_all, tau_prior, mu_prior=[(0.0, mu_sd), (0.0, slope_sd)],
-                               X=X, coef_names=["mu", "slope"])
-        diff = post.linear_combination([0.0, gap])
-        verdict = assess(prior_sd, float(diff.sd), sides, rule)
-        contraction[i] = verdict.contraction
-        estimable[i] = verdict.estimable
-        p_benefit = diff.prob_gt(0.0) if sign > 0 else 1.0 - diff.prob_gt(0.0)
-        supported[i] = verdict.estimable and p_benefit >= VERDICT_RULE.supported_at
+    theta = (slope_true * (x_new - x_replete))[None, :] \
+        + true_tau * rng.standard_normal((n_sims, trials))
+    y_new = theta + se_new[None, :] * rng.standard_normal((n_sims, trials))
+    Y = np.c_[np.broadcast_to(existing.y, (n_sims, existing.y.size)), y_new]
+    diff = exact_linear_combination_batch(Y, se_all, tau_prior, [0.0, gap],
+                                          [(0.0, mu_sd), (0.0, slope_sd)], X)
+    verdicts = [assess(prior_sd, float(sd), sides, rule) for sd in diff.sd]
+    contraction = np.array([v.contraction for v in verdicts])
+    estimable = np.array([v.estimable for v in verdicts], dtype=bool)
+    p_benefit = diff.prob_gt_0 if sign > 0 else 1.0 - diff.prob_gt_0
+    supported = estimable & (p_benefit >= VERDICT_RULE.supported_at)
     p_sup = float(supported.mean())
     return {"trials": int(trials), "n_per_arm": int(n_per_arm), "n_below": n_below,
             "n_above": int(trials - n_below), "p_estimable": float(estimable.mean()),
