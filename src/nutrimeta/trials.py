@@ -180,7 +180,7 @@ def trial_counts(effects: pd.DataFrame, outcome: str | None = None) -> pd.DataFr
         df = df[df["poolable"].astype(bool)]
     trial = _col(df, "trial_id", "").astype(str)
     trial = trial.where(trial != "", df["study_id"].astype(str))
-    shared = _col(df, "shared_control_id", "").fillna("").astype(str)
+    shared = _col(df, "shared_control_id", "").astype("string").fillna("").astype(str)
     recs = []
     for t, g in df.groupby(trial, sort=False):
         n_int = pd.to_numeric(g["n_intervention"]).astype(float)
