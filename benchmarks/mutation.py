@@ -62,6 +62,86 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "upper2], dtype=None)", "the float arguments give a float array either way"),
     "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_6": (
         "upper2], )", "the float arguments give a float array either way"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_12": (
+        "strict=None", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_15": (
+        "idx, )", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_16": (
+        "strict=False", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_19": (
+        "or True", "xarray indexes a dimension without coordinates by 0..n-1"),
+    "nutrimeta.diagnostics.x__worst__mutmut_4": (
+        "dtype=None", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_ebfmi__mutmut_9": (
+        "dtype=None", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x__worst__mutmut_6": (
+        ".values, )", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_ebfmi__mutmut_11": (
+        ".values, )", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_check__mutmut_28": (
+        "azs.rhat(ds, )", "rank is the default R-hat method of arviz-stats"),
+    "nutrimeta.diagnostics.x_check__mutmut_30": (
+        "\"RANK\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_check__mutmut_42": (
+        "azs.ess(ds, )", "bulk is the default ESS method of arviz-stats"),
+    "nutrimeta.diagnostics.x_check__mutmut_44": (
+        "\"BULK\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_check__mutmut_35": (
+        "largest=None", "None is falsy like False"),
+    "nutrimeta.diagnostics.x_check__mutmut_49": (
+        "largest=None", "None is falsy like False"),
+    "nutrimeta.diagnostics.x_check__mutmut_96": (
+        "\"chain\", None", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_98": (
+        "\"chain\", )", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_101": (
+        "\"chain\", 2", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_103": (
+        "\"draw\", None", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_105": (
+        "\"draw\", )", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_108": (
+        "\"draw\", 2", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_8": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_18": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_28": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_11": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_21": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_31": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_14": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_24": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_34": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_15": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_25": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_35": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_40": (
+        "azs.mcse(ds, )", "mean is the default MCSE method of arviz-stats"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_42": (
+        "\"MEAN\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_72": (
+        "strict=None", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_75": (
+        "idx, ))", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_82": (
+        "strict=False", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_59": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_81": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_93": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
 }
 
 STATUS = re.compile(r"^\s*(\S+): (killed|survived|no tests|timeout|suspicious|"
