@@ -373,6 +373,9 @@ def test_ratio_of_geometric_means_from_simulated_arms() -> None:
     vz2 = ((math.log(u2) - math.log(l2)) / (2 * z)) ** 2
     assert e_z.vi == pytest.approx(vz1 + vz2, rel=1e-9)
     assert e_z.derivation.count("(2*z)") == 2
+    mixed = ratio_of_geometric_means(g1, l1, u1, g2, l2, u2, n1=25).derivation
+    assert mixed.endswith("(SE from 95% CI (se = width/(2*t[n-1 df])); "
+                          "SE from 95% CI (se = width/(2*z)))")
     # a 90% interval is narrower for the same SE
     z90 = stats.norm.ppf(0.95)
     e90 = ratio_of_geometric_means(2.0, 2.0 * math.exp(-z90 * 0.1), 2.0 * math.exp(z90 * 0.1),
@@ -387,6 +390,13 @@ def test_ratio_of_geometric_means_accepts_limits_at_the_mean_and_below_one() -> 
     assert e.yi == pytest.approx(math.log(0.5 / 0.8))
     e = ratio_of_geometric_means(0.6, 0.4, 0.6, 0.9, 0.8, 0.9)
     assert e.yi == pytest.approx(math.log(0.6 / 0.9))
+    e = ratio_of_geometric_means(0.4, 0.4, 0.6, 0.9, 0.8, 0.9)
+    assert e.yi == pytest.approx(math.log(0.4 / 0.9))
+
+
+def test_single_arm_rom_accepts_positive_means_below_one() -> None:
+    e = single_arm_change(0.5, 0.1, 0.6, 0.1, 10, 0.5, "ROM")
+    assert e.yi == pytest.approx(math.log(1.2))
 
 
 @pytest.mark.parametrize(
@@ -411,56 +421,59 @@ def test_ratio_of_geometric_means_rejects_bad_input(args, message) -> None:
 
 
 @pytest.mark.parametrize(
-    ("result", "derivation"),
+    ("call", "derivation"),
     [
-        (sd_from_se(2.0, 25), "SD from SE (sd = se*sqrt(n))"),
-        (se_from_ci(0.0, 1.0, 25), "SE from 95% CI (se = width/(2*t[n-1 df]))"),
-        (se_from_ci(0.0, 1.0, 25, df=48), "SE from 95% CI (se = width/(2*t[given df]))"),
-        (se_from_ci(0.0, 1.0, 25, level=0.9, dist="z"), "SE from 90% CI (se = width/(2*z))"),
-        (se_from_p(1.0, 0.05), "SE from two-sided p (se = |est|/z[1-p/2])"),
-        (se_from_p(1.0, 0.05, 30), "SE from two-sided p (se = |est|/t[1-p/2, df])"),
-        (mean_sd_from_median(30, 5, 4, 7, 2, 10)[0], "mean from median, IQR and range (Luo 2018)"),
-        (mean_sd_from_median(30, 5, 4, 7, 2, 10)[1], "SD from median, IQR and range (Shi 2020)"),
-        (mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[0],
+        (lambda: sd_from_se(2.0, 25), "SD from SE (sd = se*sqrt(n))"),
+        (lambda: se_from_ci(0.0, 1.0, 25), "SE from 95% CI (se = width/(2*t[n-1 df]))"),
+        (lambda: se_from_ci(0.0, 1.0, 25, df=48), "SE from 95% CI (se = width/(2*t[given df]))"),
+        (lambda: se_from_ci(0.0, 1.0, 25, level=0.9, dist="z"),
+         "SE from 90% CI (se = width/(2*z))"),
+        (lambda: se_from_p(1.0, 0.05), "SE from two-sided p (se = |est|/z[1-p/2])"),
+        (lambda: se_from_p(1.0, 0.05, 30), "SE from two-sided p (se = |est|/t[1-p/2, df])"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10)[0],
+         "mean from median, IQR and range (Luo 2018)"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10)[1],
+         "SD from median, IQR and range (Shi 2020)"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[0],
          "mean from median, IQR and range (Wan 2014)"),
-        (mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[1],
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[1],
          "SD from median, IQR and range (Wan 2014)"),
-        (mean_sd_from_median(30, 5, minimum=2, maximum=10)[0],
+        (lambda: mean_sd_from_median(30, 5, minimum=2, maximum=10)[0],
          "mean from median and range (Luo 2018)"),
-        (mean_sd_from_median(30, 5, minimum=2, maximum=10)[1],
+        (lambda: mean_sd_from_median(30, 5, minimum=2, maximum=10)[1],
          "SD from median and range (Wan 2014)"),
-        (mean_sd_from_median(30, 5, q1=4, q3=7)[1], "SD from median and IQR (Wan 2014)"),
-        (mean_sd_from_median(30, 5, q1=4, q3=7, mean_method="wan")[0],
+        (lambda: mean_sd_from_median(30, 5, q1=4, q3=7)[1], "SD from median and IQR (Wan 2014)"),
+        (lambda: mean_sd_from_median(30, 5, q1=4, q3=7, mean_method="wan")[0],
          "mean from median and IQR (Wan 2014)"),
-        (geometric_to_log_scale(2.0, 30, gsd=1.5)[0], "log-scale mean = log(GM)"),
-        (geometric_to_log_scale(2.0, 30, gsd=1.5)[1], "log-scale SD = log(GSD)"),
-        (geometric_to_log_scale(2.0, 30, 1.5, 2.5)[0], "log-scale mean = log(GM)"),
-        (geometric_to_log_scale(2.0, 30, 1.5, 2.5)[1],
+        (lambda: geometric_to_log_scale(2.0, 30, gsd=1.5)[0], "log-scale mean = log(GM)"),
+        (lambda: geometric_to_log_scale(2.0, 30, gsd=1.5)[1], "log-scale SD = log(GSD)"),
+        (lambda: geometric_to_log_scale(2.0, 30, 1.5, 2.5)[0], "log-scale mean = log(GM)"),
+        (lambda: geometric_to_log_scale(2.0, 30, 1.5, 2.5)[1],
          "log-scale SD from CI of GM (SE from 95% CI (se = width/(2*t[n-1 df])) on log scale; "
          "sd = se*sqrt(n))"),
-        (arithmetic_from_lognormal(1.0, 0.5)[0], "mean = exp(mu + s^2/2) (log-normal)"),
-        (arithmetic_from_lognormal(1.0, 0.5)[1], "sd = mean*sqrt(exp(s^2)-1) (log-normal)"),
-        (change_sd(3.0, 4.0, 0.5),
+        (lambda: arithmetic_from_lognormal(1.0, 0.5)[0], "mean = exp(mu + s^2/2) (log-normal)"),
+        (lambda: arithmetic_from_lognormal(1.0, 0.5)[1], "sd = mean*sqrt(exp(s^2)-1) (log-normal)"),
+        (lambda: change_sd(3.0, 4.0, 0.5),
          "change SD from baseline/follow-up SDs with r=0.5 (sqrt(sdb^2+sdf^2-2r*sdb*sdf))"),
-        (change_sd([3.0, 1.0], [4.0, 1.0], [0.5, 0.2]),
+        (lambda: change_sd([3.0, 1.0], [4.0, 1.0], [0.5, 0.2]),
          "change SD from baseline/follow-up SDs with r=given (sqrt(sdb^2+sdf^2-2r*sdb*sdf))"),
-        (correlation_from_change_sd(3.0, 4.0, 5.0), "r = (sdb^2+sdf^2-sdc^2)/(2*sdb*sdf)"),
-        (mean_difference(1, 1, 10, 0, 1, 10), "MD = m1-m2, vi = sd1^2/n1 + sd2^2/n2"),
-        (smd_hedges(1, 1, 10, 0, 1, 10),
+        (lambda: correlation_from_change_sd(3.0, 4.0, 5.0), "r = (sdb^2+sdf^2-sdc^2)/(2*sdb*sdf)"),
+        (lambda: mean_difference(1, 1, 10, 0, 1, 10), "MD = m1-m2, vi = sd1^2/n1 + sd2^2/n2"),
+        (lambda: smd_hedges(1, 1, 10, 0, 1, 10),
          "SMD = J*(m1-m2)/sd_pooled with exact J (Hedges g), "
          "vi = 1/n1+1/n2+g^2/(2(n1+n2)) (metafor vtype LS)"),
-        (ratio_of_means(2, 1, 10, 1, 1, 10),
+        (lambda: ratio_of_means(2, 1, 10, 1, 1, 10),
          "ROM = log(m1/m2), vi = sd1^2/(n1 m1^2) + sd2^2/(n2 m2^2) (delta method)"),
-        (single_arm_change(10, 2, 12, 2, 20, 0.5),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5),
          "within-arm MD = mf-mb, vi = sd_change^2/n"),
-        (single_arm_change(10, 2, 12, 2, 20, 0.5, "SMD"),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5, "SMD"),
          "within-arm SMD standardised by baseline SD (metafor SMCR), vi = 2(1-r)/n + yi^2/(2n)"),
-        (single_arm_change(10, 2, 12, 2, 20, 0.5, "ROM"),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5, "ROM"),
          "within-arm log ratio of means (metafor ROMC), delta-method variance with r"),
     ],
 )
-def test_derivation_names_the_formula_used(result, derivation: str) -> None:
-    assert result.derivation == derivation
+def test_derivation_names_the_formula_used(call, derivation: str) -> None:
+    assert call().derivation == derivation
 
 
 def test_scalars_in_scalars_out_and_missing_values_stay_missing() -> None:
@@ -505,6 +518,8 @@ def test_t_quantiles_below_sixty_z_from_sixty() -> None:
         (lambda: single_arm_change(2.0, 1.0, -1.0, 1.0, 10, 0.5, "ROM"),
          "ratio of means needs positive means"),
         (lambda: single_arm_change(0.0, 1.0, 1.0, 1.0, 10, 0.5, "ROM"),
+         "ratio of means needs positive means"),
+        (lambda: single_arm_change(1.0, 1.0, 0.0, 1.0, 10, 0.5, "ROM"),
          "ratio of means needs positive means"),
         (lambda: single_arm_change(1.0, 1.0, 1.0, 1.0, 10, 0.5, "OR"), "unknown measure 'OR'"),
     ],
