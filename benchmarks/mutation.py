@@ -182,10 +182,15 @@ def _prepare(module: str, work: Path) -> None:
         fh.write(_config(module))
 
 
-def _pragma_lines(module: str) -> int:
-    """Lines of ``module`` that carry a ``# pragma: no mutate`` (each with its reason)."""
+def _pragma_reasons(module: str) -> dict[str, int]:
+    """Reason -> number of lines of ``module`` marked ``# pragma: no mutate (reason)``."""
     text = (ROOT / "src" / "nutrimeta" / f"{module}.py").read_text("utf-8")
-    return sum("# pragma: no mutate" in line for line in text.splitlines())
+    reasons: dict[str, int] = {}
+    for line in text.splitlines():
+        if "# pragma: no mutate" in line:
+            reason = line.partition("# pragma: no mutate")[2].strip(" ()") or "no reason given"
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
 
 
 def _is_mutant(work: Path, name: str, text: str) -> bool:
@@ -225,9 +230,11 @@ def run_module(module: str, work: Path) -> dict[str, object]:
     # a timeout counts as killed (the mutant hangs the tests); a mutant no selected test
     # reaches counts as surviving
     caught = killed + timeouts
+    pragmas = _pragma_reasons(module)
     return {"mutants": total, "killed": killed, "timeouts": timeouts,
             "survived": total - caught,
-            "excluded": {"by_pragma_lines": _pragma_lines(module), "by_name": len(excluded),
+            "excluded": {"by_pragma_lines": sum(pragmas.values()), "pragma_reasons": pragmas,
+                         "by_name": len(excluded),
                          "reasons": {r: list(excluded.values()).count(r)
                                      for r in sorted(set(excluded.values()))}},
             "counts": counts, "kill_rate": round(caught / total, 4) if total else None,
