@@ -7,6 +7,7 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
 
     python benchmarks/mutation.py                   # every module below
     python benchmarks/mutation.py conversions       # one module
+    python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -35,9 +36,126 @@ MODULES: dict[str, list[str]] = {
     "units": ["tests/test_units.py", "tests/test_effects.py"],
     "diagnostics": ["tests/test_gate.py"],
     "effects": ["tests/test_effects.py"],
-    "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py"],
+    "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
+                           "tests/test_frequentist_estimators.py"],
     "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py"],
 }
+
+#: Mutants left out of the kill rate because no test can tell them apart from the original
+#: (equivalent mutants): name -> (text of the mutated line, reason). A name is excluded only
+#: while ``mutmut show`` still gives that text, so an edit that renumbers the mutants cannot
+#: exclude a different one. Prefer ``# pragma: no mutate`` with the reason on the source line;
+#: names here single out one mutant of a line whose other mutants are tested.
+EXCLUDED: dict[str, tuple[str, str]] = {
+    "nutrimeta.conversions.x__crit__mutmut_27": (
+        '"XXzXX"', "the distribution label is only compared with 't'"),
+    "nutrimeta.conversions.x__crit__mutmut_28": (
+        '"Z"', "the distribution label is only compared with 't'"),
+    "nutrimeta.conversions.x__out__mutmut_3": (
+        "np.asarray(a, dtype=None)", "every caller passes float arrays already"),
+    "nutrimeta.conversions.x__out__mutmut_5": (
+        "np.asarray(a, )", "every caller passes float arrays already"),
+    "nutrimeta.conversions.x__fmt__mutmut_3": (
+        "np.asarray(x, dtype=None)", "float() converts the 0-d array anyway"),
+    "nutrimeta.conversions.x__fmt__mutmut_5": (
+        "np.asarray(x, )", "float() converts the 0-d array anyway"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_4": (
+        "upper2], dtype=None)", "the float arguments give a float array either way"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_6": (
+        "upper2], )", "the float arguments give a float array either way"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_40": (
+        "None)", "se_from_ci uses z when n is unknown"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_45": (
+        ")", "se_from_ci uses z when n is unknown"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_49": (
+        "n if (known) or True else None", "se_from_ci uses z when n is unknown"),
+    "nutrimeta.conversions.x_ratio_of_geometric_means__mutmut_51": (
+        'None if (known) or True else "z"', "se_from_ci uses z when n is unknown"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_12": (
+        "strict=None", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_15": (
+        "idx, )", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_16": (
+        "strict=False", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x__element_name__mutmut_19": (
+        "or True", "xarray indexes a dimension without coordinates by 0..n-1"),
+    "nutrimeta.diagnostics.x__worst__mutmut_4": (
+        "dtype=None", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_ebfmi__mutmut_9": (
+        "dtype=None", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x__worst__mutmut_6": (
+        ".values, )", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_ebfmi__mutmut_11": (
+        ".values, )", "the statistics are float arrays already"),
+    "nutrimeta.diagnostics.x_check__mutmut_28": (
+        "azs.rhat(ds, )", "rank is the default R-hat method of arviz-stats"),
+    "nutrimeta.diagnostics.x_check__mutmut_30": (
+        "\"RANK\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_check__mutmut_42": (
+        "azs.ess(ds, )", "bulk is the default ESS method of arviz-stats"),
+    "nutrimeta.diagnostics.x_check__mutmut_44": (
+        "\"BULK\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_check__mutmut_35": (
+        "largest=None", "None is falsy like False"),
+    "nutrimeta.diagnostics.x_check__mutmut_49": (
+        "largest=None", "None is falsy like False"),
+    "nutrimeta.diagnostics.x_check__mutmut_96": (
+        "\"chain\", None", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_98": (
+        "\"chain\", )", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_101": (
+        "\"chain\", 2", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_103": (
+        "\"draw\", None", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_105": (
+        "\"draw\", )", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_check__mutmut_108": (
+        "\"draw\", 2", "sample_stats always has chain and draw dimensions"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_8": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_18": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_28": (
+        "dim=None", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_11": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_21": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_31": (
+        "(ds, round_to", "arviz-stats reduces over chain and draw by default"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_14": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_24": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_34": (
+        "\"XXnoneXX\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_15": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_25": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_35": (
+        "\"NONE\"", "arviz-stats does not round Dataset results"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_40": (
+        "azs.mcse(ds, )", "mean is the default MCSE method of arviz-stats"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_42": (
+        "\"MEAN\"", "arviz-stats lower-cases method names"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_72": (
+        "strict=None", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_75": (
+        "idx, ))", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_82": (
+        "strict=False", "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_59": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_81": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.diagnostics.x_summarise__mutmut_93": (
+        "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+}
+
+#: tests left out of every mutant run: sampled fits (retry ladder, Bayesian I^2) and the
+#: multi-start likelihood search over random data sets (seconds per mutant each)
+DESELECT = "not retry_ladder and not bayesian_i2 and not global_maximum"
 
 STATUS = re.compile(r"^\s*(\S+): (killed|survived|no tests|timeout|suspicious|"
                     r"skipped|segfault|caught by type check|check was interrupted by user|"
@@ -51,56 +169,100 @@ def _config(module: str) -> str:
             f'pytest_add_cli_args_test_selection = [{tests}]\n'
             f'also_copy = ["docs/", "data/", "analyses/", "releases/"]\n'
             f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q", '
-            f'"-k", "not retry_ladder"]\n')
+            f'"-k", {json.dumps(DESELECT)}]\n')
 
 
-def run_module(module: str) -> dict[str, object]:
-    """Mutate one module in a scratch copy; counts of each mutant status and the kill rate."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "project"
-        shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "reports", "mutants", "__pycache__", ".hypothesis"))
-        with open(work / "pyproject.toml", "a", encoding="utf-8") as fh:
-            fh.write(_config(module))
-        start = time.perf_counter()
-        mutmut = [sys.executable, "-m", "mutmut"]
-        subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, check=False,
-                       capture_output=True, text=True)
-        res = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, check=False,
-                             capture_output=True, text=True)
-        counts: dict[str, int] = {}
-        survivors = []
-        for line in res.stdout.splitlines():
-            m = STATUS.match(line)
-            if m:
-                counts[m.group(2)] = counts.get(m.group(2), 0) + 1
-                if m.group(2) == "survived":
-                    survivors.append(m.group(1))
-        total = sum(n for s, n in counts.items() if s not in ("skipped", "not checked"))
-        covered = total - counts.get("no tests", 0)
-        killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get(
-            "caught by type check", 0)
-        # a mutant no selected test reaches counts as surviving in the kill rate
-        return {"counts": counts, "kill_rate": round(killed / total, 4) if total else None,
-                "kill_rate_of_covered": round(killed / covered, 4) if covered else None,
-                "meets_goal": bool(total) and killed / total >= GOAL,
-                "tests": MODULES[module], "survivors": survivors,
-                "seconds": round(time.perf_counter() - start, 1)}
+def _prepare(module: str, work: Path) -> None:
+    """Copy the project into ``work`` and configure mutmut for ``module`` only."""
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "reports", "mutants", "__pycache__", ".hypothesis"))
+    with open(work / "pyproject.toml", "a", encoding="utf-8") as fh:
+        fh.write(_config(module))
+
+
+def _pragma_reasons(module: str) -> dict[str, int]:
+    """Reason -> number of lines of ``module`` marked ``# pragma: no mutate (reason)``."""
+    text = (ROOT / "src" / "nutrimeta" / f"{module}.py").read_text("utf-8")
+    reasons: dict[str, int] = {}
+    for line in text.splitlines():
+        if "# pragma: no mutate" in line:
+            reason = line.partition("# pragma: no mutate")[2].strip(" ()") or "no reason given"
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
+
+
+def _is_mutant(work: Path, name: str, text: str) -> bool:
+    """Whether mutant ``name`` still changes a line into one containing ``text``."""
+    diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
+                          check=False, capture_output=True, text=True).stdout
+    return any(line.startswith("+") and text in line for line in diff.splitlines())
+
+
+def run_module(module: str, work: Path) -> dict[str, object]:
+    """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate."""
+    _prepare(module, work)
+    start = time.perf_counter()
+    mutmut = [sys.executable, "-m", "mutmut"]
+    subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, check=False,
+                   capture_output=True, text=True)
+    res = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, check=False,
+                         capture_output=True, text=True)
+    counts: dict[str, int] = {}
+    survivors = []
+    excluded = {}
+    for line in res.stdout.splitlines():
+        m = STATUS.match(line)
+        if not m:
+            continue
+        name, status = m.groups()
+        if name in EXCLUDED and _is_mutant(work, name, EXCLUDED[name][0]):
+            excluded[name] = EXCLUDED[name][1]
+            continue
+        counts[status] = counts.get(status, 0) + 1
+        if status == "survived":
+            survivors.append(name)
+    total = sum(n for s, n in counts.items() if s not in ("skipped", "not checked"))
+    covered = total - counts.get("no tests", 0)
+    killed = counts.get("killed", 0) + counts.get("caught by type check", 0)
+    timeouts = counts.get("timeout", 0)
+    # a timeout counts as killed (the mutant hangs the tests); a mutant no selected test
+    # reaches counts as surviving
+    caught = killed + timeouts
+    pragmas = _pragma_reasons(module)
+    return {"mutants": total, "killed": killed, "timeouts": timeouts,
+            "survived": total - caught,
+            "excluded": {"by_pragma_lines": sum(pragmas.values()), "pragma_reasons": pragmas,
+                         "by_name": len(excluded),
+                         "reasons": {r: list(excluded.values()).count(r)
+                                     for r in sorted(set(excluded.values()))}},
+            "counts": counts, "kill_rate": round(caught / total, 4) if total else None,
+            "kill_rate_of_covered": round(caught / covered, 4) if covered else None,
+            "meets_goal": bool(total) and caught / total >= GOAL,
+            "tests": MODULES[module], "deselected": DESELECT, "survivors": survivors,
+            "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def main(argv: list[str]) -> None:
-    modules = argv or list(MODULES)
+    keep = "--keep" in argv
+    modules = [a for a in argv if a != "--keep"] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
         print(f"mutating {module} ...", flush=True)
-        results["modules"][module] = run_module(module)
+        if keep:  # left in build/ for `mutmut results` / `mutmut show` there
+            results["modules"][module] = run_module(
+                module, ROOT / "build" / "mutation" / module.replace("/", "_"))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                results["modules"][module] = run_module(module, Path(tmp) / "project")
+        results.get("not_yet_measured", {}).pop(module, None)
         print(f"  {module}: {results['modules'][module]['kill_rate']}", flush=True)
         results["goal"] = GOAL
-        results["tool"] = f"mutmut {version('mutmut')}"
         results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
                               "cpus": os.cpu_count()}
-        results["date"] = time.strftime("%Y-%m-%d")
         OUT.write_text(json.dumps(results, indent=2) + "\n", "utf-8")  # after each module
 
 

@@ -20,6 +20,7 @@ from nutrimeta.conversions import (
     mean_difference,
     mean_sd_from_median,
     pooled_sd,
+    ratio_of_geometric_means,
     ratio_of_means,
     sd_from_se,
     se_from_ci,
@@ -341,3 +342,197 @@ def test_rom_rejects_non_positive_means() -> None:
 def test_effect_sei() -> None:
     e = mean_difference(1.0, 2.0, 4, 0.0, 2.0, 4)
     assert e.sei == pytest.approx(math.sqrt(2.0))
+
+
+# ------------------------------------------------------- geometric means of two arms
+
+
+def test_ratio_of_geometric_means_from_simulated_arms() -> None:
+    """Log ratio and variance equal the log-scale mean difference and se1^2 + se2^2 of the
+    samples behind each arm's reported GM and t CI (n < 60) or z CI (n unknown)."""
+    rng = np.random.default_rng(2008)
+    x1, x2 = rng.normal(1.2, 0.5, 25), rng.normal(0.9, 0.3, 40)
+    rows = []
+    for x, n in ((x1, 25), (x2, 40)):
+        se = x.std(ddof=1) / math.sqrt(n)
+        t = stats.t.ppf(0.975, n - 1)
+        rows.append((math.exp(x.mean()), math.exp(x.mean() - t * se),
+                     math.exp(x.mean() + t * se), se))
+    (g1, l1, u1, se1), (g2, l2, u2, se2) = rows
+    e = ratio_of_geometric_means(g1, l1, u1, g2, l2, u2, n1=25, n2=40)
+    assert e.yi == pytest.approx(x1.mean() - x2.mean(), rel=1e-12)
+    assert e.vi == pytest.approx(se1**2 + se2**2, rel=1e-9)
+    assert e.derivation == (
+        "ROM = log(GM1/GM2), vi = se1^2 + se2^2 with se_i from the CI of each geometric mean "
+        "on the log scale (SE from 95% CI (se = width/(2*t[n-1 df])); "
+        "SE from 95% CI (se = width/(2*t[n-1 df])))")
+    # n unknown (None or NaN): z quantiles, as for a large trial
+    z = stats.norm.ppf(0.975)
+    e_z = ratio_of_geometric_means(g1, l1, u1, g2, l2, u2, n1=float("nan"))
+    vz1 = ((math.log(u1) - math.log(l1)) / (2 * z)) ** 2
+    vz2 = ((math.log(u2) - math.log(l2)) / (2 * z)) ** 2
+    assert e_z.vi == pytest.approx(vz1 + vz2, rel=1e-9)
+    assert e_z.derivation.count("(2*z)") == 2
+    mixed = ratio_of_geometric_means(g1, l1, u1, g2, l2, u2, n1=25).derivation
+    assert mixed.endswith("(SE from 95% CI (se = width/(2*t[n-1 df])); "
+                          "SE from 95% CI (se = width/(2*z)))")
+    # a 90% interval is narrower for the same SE
+    z90 = stats.norm.ppf(0.95)
+    e90 = ratio_of_geometric_means(2.0, 2.0 * math.exp(-z90 * 0.1), 2.0 * math.exp(z90 * 0.1),
+                                   1.0, math.exp(-z90 * 0.2), math.exp(z90 * 0.2), level=0.9)
+    assert e90.vi == pytest.approx(0.1**2 + 0.2**2, rel=1e-9)
+    assert "90% CI" in e90.derivation
+
+
+def test_ratio_of_geometric_means_accepts_limits_at_the_mean_and_below_one() -> None:
+    # GMs below 1 (log < 0) are valid; a GM equal to a CI limit lies inside its closed CI
+    e = ratio_of_geometric_means(0.5, 0.4, 0.6, 0.8, 0.8, 0.9)
+    assert e.yi == pytest.approx(math.log(0.5 / 0.8))
+    e = ratio_of_geometric_means(0.6, 0.4, 0.6, 0.9, 0.8, 0.9)
+    assert e.yi == pytest.approx(math.log(0.6 / 0.9))
+    e = ratio_of_geometric_means(0.4, 0.4, 0.6, 0.9, 0.8, 0.9)
+    assert e.yi == pytest.approx(math.log(0.4 / 0.9))
+
+
+def test_single_arm_rom_accepts_positive_means_below_one() -> None:
+    e = single_arm_change(0.5, 0.1, 0.6, 0.1, 10, 0.5, "ROM")
+    assert e.yi == pytest.approx(math.log(1.2))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((2.0, 1.5, 2.5, 0.0, 1.0, 2.0), "geometric means and their CI limits must be positive"),
+        ((2.0, 1.5, 2.5, 1.0, -1.0, 2.0), "geometric means and their CI limits must be positive"),
+        ((2.0, 1.5, math.inf, 1.0, 0.5, 2.0),
+         "geometric means and their CI limits must be positive"),
+        ((3.0, 1.5, 2.5, 1.0, 0.5, 2.0), "a geometric mean lies outside its CI"),
+        ((2.0, 1.5, 2.5, 0.4, 0.5, 2.0), "a geometric mean lies outside its CI"),
+    ],
+)
+def test_ratio_of_geometric_means_rejects_bad_input(args, message) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        ratio_of_geometric_means(*args)
+
+
+# ------------------------------------------------------------- recorded derivations
+# The effect-size table records, per trial, how each number was obtained; a reader checks the
+# formula named there against the method sections cited in this module's references.
+
+
+@pytest.mark.parametrize(
+    ("call", "derivation"),
+    [
+        (lambda: sd_from_se(2.0, 25), "SD from SE (sd = se*sqrt(n))"),
+        (lambda: se_from_ci(0.0, 1.0, 25), "SE from 95% CI (se = width/(2*t[n-1 df]))"),
+        (lambda: se_from_ci(0.0, 1.0, 25, df=48), "SE from 95% CI (se = width/(2*t[given df]))"),
+        (lambda: se_from_ci(0.0, 1.0, 25, level=0.9, dist="z"),
+         "SE from 90% CI (se = width/(2*z))"),
+        (lambda: se_from_p(1.0, 0.05), "SE from two-sided p (se = |est|/z[1-p/2])"),
+        (lambda: se_from_p(1.0, 0.05, 30), "SE from two-sided p (se = |est|/t[1-p/2, df])"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10)[0],
+         "mean from median, IQR and range (Luo 2018)"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10)[1],
+         "SD from median, IQR and range (Shi 2020)"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[0],
+         "mean from median, IQR and range (Wan 2014)"),
+        (lambda: mean_sd_from_median(30, 5, 4, 7, 2, 10, "wan", "wan")[1],
+         "SD from median, IQR and range (Wan 2014)"),
+        (lambda: mean_sd_from_median(30, 5, minimum=2, maximum=10)[0],
+         "mean from median and range (Luo 2018)"),
+        (lambda: mean_sd_from_median(30, 5, minimum=2, maximum=10)[1],
+         "SD from median and range (Wan 2014)"),
+        (lambda: mean_sd_from_median(30, 5, q1=4, q3=7)[1], "SD from median and IQR (Wan 2014)"),
+        (lambda: mean_sd_from_median(30, 5, q1=4, q3=7, mean_method="wan")[0],
+         "mean from median and IQR (Wan 2014)"),
+        (lambda: geometric_to_log_scale(2.0, 30, gsd=1.5)[0], "log-scale mean = log(GM)"),
+        (lambda: geometric_to_log_scale(2.0, 30, gsd=1.5)[1], "log-scale SD = log(GSD)"),
+        (lambda: geometric_to_log_scale(2.0, 30, 1.5, 2.5)[0], "log-scale mean = log(GM)"),
+        (lambda: geometric_to_log_scale(2.0, 30, 1.5, 2.5)[1],
+         "log-scale SD from CI of GM (SE from 95% CI (se = width/(2*t[n-1 df])) on log scale; "
+         "sd = se*sqrt(n))"),
+        (lambda: arithmetic_from_lognormal(1.0, 0.5)[0], "mean = exp(mu + s^2/2) (log-normal)"),
+        (lambda: arithmetic_from_lognormal(1.0, 0.5)[1], "sd = mean*sqrt(exp(s^2)-1) (log-normal)"),
+        (lambda: change_sd(3.0, 4.0, 0.5),
+         "change SD from baseline/follow-up SDs with r=0.5 (sqrt(sdb^2+sdf^2-2r*sdb*sdf))"),
+        (lambda: change_sd([3.0, 1.0], [4.0, 1.0], [0.5, 0.2]),
+         "change SD from baseline/follow-up SDs with r=given (sqrt(sdb^2+sdf^2-2r*sdb*sdf))"),
+        (lambda: correlation_from_change_sd(3.0, 4.0, 5.0), "r = (sdb^2+sdf^2-sdc^2)/(2*sdb*sdf)"),
+        (lambda: mean_difference(1, 1, 10, 0, 1, 10), "MD = m1-m2, vi = sd1^2/n1 + sd2^2/n2"),
+        (lambda: smd_hedges(1, 1, 10, 0, 1, 10),
+         "SMD = J*(m1-m2)/sd_pooled with exact J (Hedges g), "
+         "vi = 1/n1+1/n2+g^2/(2(n1+n2)) (metafor vtype LS)"),
+        (lambda: ratio_of_means(2, 1, 10, 1, 1, 10),
+         "ROM = log(m1/m2), vi = sd1^2/(n1 m1^2) + sd2^2/(n2 m2^2) (delta method)"),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5),
+         "within-arm MD = mf-mb, vi = sd_change^2/n"),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5, "SMD"),
+         "within-arm SMD standardised by baseline SD (metafor SMCR), vi = 2(1-r)/n + yi^2/(2n)"),
+        (lambda: single_arm_change(10, 2, 12, 2, 20, 0.5, "ROM"),
+         "within-arm log ratio of means (metafor ROMC), delta-method variance with r"),
+    ],
+)
+def test_derivation_names_the_formula_used(call, derivation: str) -> None:
+    assert call().derivation == derivation
+
+
+def test_scalars_in_scalars_out_and_missing_values_stay_missing() -> None:
+    assert isinstance(sd_from_se(2.0, 25).value, float)
+    assert isinstance(mean_difference(1.0, 1.0, 10, 0.0, 1.0, 10).vi, float)
+    # a column read with gaps (object dtype holding None) gives NaN in the gaps
+    m1 = np.array([5.0, None], dtype=object)
+    e = mean_difference(m1, [1.0, 1.0], [10, 10], [4.0, 4.0], [1.0, 1.0], [10, 10])
+    assert e.yi[0] == pytest.approx(1.0) and np.isnan(e.yi[1])
+
+
+def test_t_quantiles_below_sixty_z_from_sixty() -> None:
+    """Cochrane Handbook 6.5.2.2: t with n - 1 df for n < 60, z from n = 60 on."""
+    z, t58 = stats.norm.ppf(0.975), stats.t.ppf(0.975, 58)
+    assert se_from_ci(0.0, 2 * z, 60).value == pytest.approx(1.0, rel=1e-12)
+    assert se_from_ci(0.0, 2 * t58, 59).value == pytest.approx(1.0, rel=1e-12)
+    # geometric means follow the same rule unless a distribution is forced
+    _, sd_z = geometric_to_log_scale(1.0, 25, math.exp(-z * 0.2), math.exp(z * 0.2), dist="z")
+    assert sd_z.value == pytest.approx(0.2 * 5, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: se_from_ci(0.0, 1.0, 25, dist="chi"), "dist must be 't' or 'z', not 'chi'"),
+        (lambda: se_from_ci(0.0, 1.0, dist="t"), r"t quantiles need n \(df = n-1\) or df"),
+        (lambda: se_from_p(1.0, 1.5), "p must lie strictly between 0 and 1"),
+        (lambda: mean_sd_from_median(20, 5.0, q1=3.0),
+         r"need q1 and q3, or minimum and maximum \(or both\)"),
+        (lambda: mean_sd_from_median(20, 5.0, minimum=3.0),
+         r"need q1 and q3, or minimum and maximum \(or both\)"),
+        (lambda: mean_sd_from_median(20, 5.0, 3.0, 7.0, mean_method="hozo"),
+         r"mean_method must be 'luo'\|'wan' and sd_method 'shi'\|'wan'"),
+        (lambda: mean_sd_from_median(20, 5.0, 3.0, 7.0, sd_method="hozo"),
+         r"mean_method must be 'luo'\|'wan' and sd_method 'shi'\|'wan'"),
+        (lambda: geometric_to_log_scale(2.0, 30, ci_lower=1.5),
+         "need the CI of the geometric mean or the geometric SD"),
+        (lambda: ratio_of_means(0.0, 1.0, 10, 2.0, 1.0, 10), "ratio of means needs positive means"),
+        (lambda: ratio_of_means(2.0, 1.0, 10, 0.0, 1.0, 10), "ratio of means needs positive means"),
+        (lambda: ratio_of_means(2.0, 1.0, 10, -1.0, 1.0, 10),
+         "ratio of means needs positive means"),
+        (lambda: single_arm_change(2.0, 1.0, -1.0, 1.0, 10, 0.5, "ROM"),
+         "ratio of means needs positive means"),
+        (lambda: single_arm_change(0.0, 1.0, 1.0, 1.0, 10, 0.5, "ROM"),
+         "ratio of means needs positive means"),
+        (lambda: single_arm_change(1.0, 1.0, 0.0, 1.0, 10, 0.5, "ROM"),
+         "ratio of means needs positive means"),
+        (lambda: single_arm_change(1.0, 1.0, 1.0, 1.0, 10, 0.5, "OR"), "unknown measure 'OR'"),
+    ],
+)
+def test_bad_arguments_give_their_message(call, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        call()
+
+
+def test_wan_sd_for_five_numbers_by_hand() -> None:
+    """Wan 2014 eq 12: the average of the range-based and the IQR-based SD estimates."""
+    n, a, q1, q3, b = 50, 2.0, 4.0, 7.0, 10.0
+    xi = 2 * stats.norm.ppf((n - 0.375) / (n + 0.25))
+    eta = 2 * stats.norm.ppf((0.75 * n - 0.125) / (n + 0.25))
+    _, sd = mean_sd_from_median(n, 5.0, q1, q3, a, b, sd_method="wan")
+    assert sd.value == pytest.approx(0.5 * ((b - a) / xi + (q3 - q1) / eta), rel=1e-12)

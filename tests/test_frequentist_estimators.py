@@ -132,3 +132,28 @@ def test_likelihood_estimate_is_the_global_maximum_on_random_data(method: str) -
         grid = np.concatenate([[0.0], np.geomspace(1e-6, 1e3, 2000)])
         scan = max(_dense_loglik(t, y, v, method == "REML") for t in grid)
         assert _dense_loglik(r.tau2, y, v, method == "REML") >= scan - 1e-9
+
+
+@pytest.mark.parametrize("columns", [1, 3])
+def test_hedges_estimator_and_se_match_dense_matrices(meta_regression, columns: int) -> None:
+    """HE (metafor's rma.uni): tau^2 = (y'Py - tr(PV)) / (k - p) with the OLS projection
+    P = I - X(X'X)^-1 X', truncated at 0, and SE = sqrt(2 tr(PVPV) + 4 tau^2 tr(PV)
+    + 2 tau^4 (k - p)) / (k - p), here with explicit k x k matrices."""
+    y, v, X = meta_regression
+    Xc = X[:, :columns]
+    k, p = Xc.shape
+    P = np.eye(k) - Xc @ np.linalg.inv(Xc.T @ Xc) @ Xc.T
+    PV = P @ np.diag(v)
+    tau2 = max(0.0, (y @ P @ y - np.trace(PV)) / (k - p))
+    assert tau2 > 0
+    se = math.sqrt(2 * np.trace(PV @ PV) + 4 * tau2 * np.trace(PV) + 2 * tau2**2 * (k - p)) / (
+        k - p)
+    r = rma(y, v, Xc[:, 1:] if columns > 1 else None, method="HE")
+    assert r.tau2 == pytest.approx(tau2, rel=1e-12)
+    assert r.tau2_se == pytest.approx(se, rel=1e-12)
+    # homogeneous estimates: the moment estimate is negative and truncated at 0
+    flat = rma(np.full(k, 0.3) + 1e-3 * np.arange(k), v, Xc[:, 1:] if columns > 1 else None,
+               method="HE")
+    assert flat.tau2 == 0.0
+    P_se = math.sqrt(2 * np.trace(PV @ PV)) / (k - p)
+    assert flat.tau2_se == pytest.approx(P_se, rel=1e-12)

@@ -174,3 +174,108 @@ def test_summarise_matches_numpy_on_a_synthetic_trace():
     assert d.to_dict() == {"rhat_max": d.rhat_max, "ess_bulk_min": d.ess_bulk_min,
                            "ess_tail_min": d.ess_tail_min, "divergences": 0,
                            "ebfmi_min": d.ebfmi_min, "passed": True, "problems": []}
+
+
+def _ar1(rho: float, rng: np.random.Generator) -> np.ndarray:
+    x = np.zeros((CHAINS, DRAWS))
+    e = rng.normal(size=(CHAINS, DRAWS)) * np.sqrt(1 - rho**2)
+    x[:, 0] = rng.normal(size=CHAINS)
+    for t in range(1, DRAWS):
+        x[:, t] = rho * x[:, t - 1] + e[:, t]
+    return x
+
+
+def test_problems_name_the_statistic_the_limit_and_the_worst_variable():
+    """Worst values are taken over variables and elements: the smallest ESS is the AR(1)
+    element's (rho = 0.95, ESS about 205), not the independent ones'; messages name the
+    statistic, the limit and the element."""
+    rng = np.random.default_rng(12)
+    vec = rng.normal(size=(CHAINS, DRAWS, 3))
+    vec[..., 2] = _ar1(0.95, rng)
+    vec[..., 0] = 1.5  # a constant element of a varying vector is skipped
+    dt = xr.DataTree.from_dict({
+        "/posterior": xr.Dataset({"fixed": (("chain", "draw"), np.ones((CHAINS, DRAWS))),
+                                  "mu": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS))),
+                                  "vec": (("chain", "draw", "k"), vec)}),
+        "/sample_stats": xr.Dataset({"energy": (("chain", "draw"),
+                                                rng.normal(size=(CHAINS, DRAWS)))}),
+    })
+    d = check(dt)
+    expected_ess = CHAINS * DRAWS * 0.05 / 1.95
+    assert 0.6 * expected_ess < d.ess_bulk_min < 1.4 * expected_ess
+    assert isinstance(d.ess_tail_min, float) and d.ess_tail_min < 1000  # iid: about 8,000
+    assert d.divergences == 0  # no ``diverging`` statistic recorded: none counted
+    assert d.problems[0] == f"R-hat {d.rhat_max:.3f} > 1.01 for vec[2]"
+    bulk = [p for p in d.problems if p.startswith("bulk ESS")]
+    assert bulk == [f"bulk ESS {d.ess_bulk_min:.0f} < 400 for vec[2]"]
+    assert not any("vec[0]" in p or "fixed" in p for p in d.problems)
+
+
+def test_chains_that_disagree_in_scale_fail_on_tail_ess():
+    """Equal centres but chain SDs 0.5 to 3: bulk ESS stays high, tail ESS collapses (the
+    tails come from one chain), so the tail limit is what flags it."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(CHAINS, DRAWS)) * np.array([0.5, 1.0, 1.5, 3.0])[:, None]
+    d = check(_tree(x))
+    assert d.ess_bulk_min > 2000 and d.ess_tail_min < 100
+    assert f"tail ESS {d.ess_tail_min:.0f} < 400 for mu" in d.problems
+    assert not any(p.startswith("bulk ESS") for p in d.problems)
+
+
+def test_limits_are_inclusive():
+    """A value equal to its limit passes (R-hat <= max, ESS >= min, E-BFMI >= min)."""
+    d = check(_tree(_offset_chains(1.03)))
+    at = Thresholds(rhat_max=d.rhat_max, ess_bulk_min=d.ess_bulk_min,
+                    ess_tail_min=d.ess_tail_min, ebfmi_min=d.ebfmi_min)
+    assert check(_tree(_offset_chains(1.03)), at).passed
+
+
+def test_without_energy_e_bfmi_is_reported_missing():
+    """A fit without the ``energy`` statistic cannot show E-BFMI and does not pass silently."""
+    rng = np.random.default_rng(14)
+    dt = xr.DataTree.from_dict({
+        "/posterior": xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS)))}),
+        "/sample_stats": xr.Dataset({"lp": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS)))}),
+    })
+    d = check(dt)
+    assert d.divergences == 0 and np.isnan(d.ebfmi_min)
+    assert d.problems == ["E-BFMI nan < 0.3 in chain 0"]
+
+
+def test_constant_elements_raise_no_numpy_warnings():
+    import warnings
+
+    rng = np.random.default_rng(15)
+    theta = rng.normal(size=(CHAINS, DRAWS, 2))
+    theta[..., 1] = 0.0
+    dt = _tree(rng.normal(size=(CHAINS, DRAWS)))
+    dt["posterior"] = xr.DataTree(dt["posterior"].to_dataset().assign(
+        theta=(("chain", "draw", "k"), theta)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert check(dt).passed
+
+
+def test_undefined_statistic_of_a_varying_element_is_the_worst():
+    """NaN R-hat or ESS of an element that varies counts as infinitely bad; of a constant
+    element (masked out) it is ignored."""
+    from nutrimeta.diagnostics import _worst
+
+    stat = xr.Dataset({"a": (("k",), [1.2, np.nan, 1.1])})
+    varying = {"a": xr.DataArray([True, True, True], dims="k")}
+    assert _worst(stat, varying, largest=True) == (np.inf, {"a": (np.inf, "a[1]")})
+    assert _worst(stat, varying, largest=False) == (0.0, {"a": (0.0, "a[1]")})
+    masked = {"a": xr.DataArray([True, False, True], dims="k")}
+    assert _worst(stat, masked, largest=True) == (1.2, {"a": (1.2, "a[0]")})
+    assert _worst(stat, masked, largest=False) == (1.1, {"a": (1.1, "a[2]")})
+
+
+def test_summarise_one_chain_and_chosen_variables():
+    rng = np.random.default_rng(16)
+    dt = xr.DataTree.from_dict({"/posterior": xr.Dataset(
+        {"a": (("chain", "draw"), rng.normal(size=(1, 500))),
+         "b": (("chain", "draw", "k"), rng.normal(size=(1, 500, 2)))})})
+    s = summarise(dt, var_names=["b"])
+    assert set(s) == {"b[0]", "b[1]"}
+    x = dt["posterior"]["b"].values[0, :, 1]
+    assert s["b[1]"]["mean"] == pytest.approx(x.mean(), rel=1e-12)

@@ -18,6 +18,7 @@ from nutrimeta.units import (
     conversion_factor,
     convert,
     harmonise_unit_label,
+    resolve_analyte,
 )
 
 # Independent molar masses: chemical formulas (PubChem: testosterone C19H28O2, CID 6013;
@@ -50,6 +51,14 @@ M_T, M_ZN, M_SE, M_MG = M["testosterone"], M["zinc"], M["selenium"], M["magnesiu
 M_GLU, M_T4, M_T3 = M["glucose"], M["thyroxine"], M["triiodothyronine"]
 #: relative tolerance of a factor built from the midpoint molar masses (largest half-width)
 REL = max((hi - lo) / (hi + lo) for lo, hi in map(molar_mass_range, FORMULA)) * 1.01
+
+
+@pytest.fixture(autouse=True)
+def _fresh_factor_cache():
+    """Each test computes its factors afresh rather than reading another test's cached ones."""
+    conversion_factor.cache_clear()
+    yield
+    conversion_factor.cache_clear()
 
 
 # Every pair the pipeline must support: (from, to, analyte).
@@ -103,6 +112,15 @@ SUPPORTED_PAIRS = [
         (" mg/dL ", "mg/dL"),
         ("%", "%"),
         ("Index", "index"),
+        ("MCG/DL", "ug/dL"),  # upper case throughout
+        ("µG/DL", "ug/dL"),
+        ("mcmol/L", "umol/L"),
+        ("MCMOL/L", "umol/L"),
+        ("per  cent", "%"),  # runs of blanks collapse
+        ("Per Cent", "%"),
+        ("nmol L^-1", "nmol/L"),
+        ("ng / mL", "ng/mL"),
+        ("mg\t/ dL", "mg/dL"),
     ],
 )
 def test_harmonise_unit_label(printed: str, canonical: str) -> None:
@@ -111,6 +129,28 @@ def test_harmonise_unit_label(printed: str, canonical: str) -> None:
 
 def test_unknown_label_returned_unchanged() -> None:
     assert harmonise_unit_label("furlongs/fortnight") == "furlongs/fortnight"
+    assert harmonise_unit_label(" MCG per dL ") == "MCG per dL"  # stripped only
+
+
+def test_missing_label_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^unit label is None$"):
+        harmonise_unit_label(None)  # type: ignore[arg-type]
+
+
+def test_resolve_analyte_aliases_and_unknown_names() -> None:
+    assert resolve_analyte(" FT4 ") == "thyroxine"
+    assert resolve_analyte("Serum_Zinc") == "zinc"
+    # a name without an alias passes through normalised, so messages can name it
+    assert resolve_analyte("  LDL_Cholesterol ") == "ldl_cholesterol"
+
+
+def test_conversion_error_names_the_pair_and_the_reason() -> None:
+    plain = UnitConversionError("ng/dL", "IU/mL", "testosterone")
+    assert str(plain) == "cannot convert 'testosterone' from 'ng/dL' to 'IU/mL'"
+    assert (plain.from_unit, plain.to_unit, plain.analyte) == ("ng/dL", "IU/mL", "testosterone")
+    detailed = UnitConversionError("a", "b", "zinc", "unknown unit")
+    assert str(detailed) == "cannot convert 'zinc' from 'a' to 'b': unknown unit"
+    assert isinstance(detailed, ValueError)
 
 
 # Expected values below are computed by hand from the definitions: mass concentration
@@ -178,6 +218,14 @@ def test_vectorised() -> None:
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, x * 10 / M_T, rtol=REL)
     assert isinstance(convert(1.0, "ng/dL", "nmol/L", "testosterone"), float)
+
+
+def test_missing_values_in_an_object_column_become_nan() -> None:
+    """A column read with gaps (object dtype holding None) converts with NaN in the gaps."""
+    x = np.array([100.0, None], dtype=object)
+    out = convert(x, "ng/dL", "nmol/L", "testosterone")
+    assert out.dtype == np.float64
+    assert out[0] == pytest.approx(100 * 10 / M_T, rel=REL) and np.isnan(out[1])
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,7 @@ _CONC_EQ = "[charge_equivalent] / [length] ** 3"
 
 
 def _mass_context(molar_mass: float) -> pint.Context:
-    ctx = pint.Context(f"molar_mass_{molar_mass}")
+    ctx = pint.Context(f"molar_mass_{molar_mass}")  # pragma: no mutate (name only labels it)
     mw = ureg.Quantity(molar_mass, "g/mol")
     ctx.add_transformation(_CONC_MASS, _CONC_SUBSTANCE, lambda _u, x: x / mw)
     ctx.add_transformation(_CONC_SUBSTANCE, _CONC_MASS, lambda _u, x: x * mw)
@@ -147,7 +147,7 @@ def _mass_context(molar_mass: float) -> pint.Context:
 
 
 def _valence_context(valence: int) -> pint.Context:
-    ctx = pint.Context(f"valence_{valence}")
+    ctx = pint.Context(f"valence_{valence}")  # pragma: no mutate (name only labels it)
     eq_per_mol = ureg.Quantity(valence, "Eq/mol")
     ctx.add_transformation(_CONC_EQ, _CONC_SUBSTANCE, lambda _u, x: x / eq_per_mol)
     ctx.add_transformation(_CONC_SUBSTANCE, _CONC_EQ, lambda _u, x: x * eq_per_mol)
@@ -155,7 +155,7 @@ def _valence_context(valence: int) -> pint.Context:
 
 
 def _insulin_context(pmol_per_uiu: float) -> pint.Context:
-    ctx = pint.Context(f"insulin_{pmol_per_uiu}")
+    ctx = pint.Context(f"insulin_{pmol_per_uiu}")  # pragma: no mutate (name only labels it)
     # 1 uIU/mL = 1 mIU/L, so "pmol/L per uIU/mL" is pmol per mIU.
     factor = ureg.Quantity(pmol_per_uiu, "pmol/mIU")
     ctx.add_transformation(_CONC_IU, _CONC_SUBSTANCE, lambda _u, x: x * factor)
@@ -201,12 +201,12 @@ def harmonise_unit_label(s: str) -> str:
     if s is None:
         raise TypeError("unit label is None")
     raw = str(s).strip()
-    t = raw
+    t = raw.lower()  # before the replacements, so that "MCG/dL" is read like "mcg/dL"
     for m in _MICRO:
         t = t.replace(m, "u")
     t = t.replace("mcg", "ug").replace("mcmol", "umol")
     t = re.sub(r"\s+", " ", t)
-    low = t.lower().replace("per cent", "%")
+    low = t.replace("per cent", "%")
     if low in _WORDS:
         return _WORDS[low]
     # "nmol l-1", "nmol·L⁻¹", "nmol L^-1" -> "nmol/L"
