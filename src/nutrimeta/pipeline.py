@@ -96,15 +96,17 @@ def planned_fits(specs: list[AnalysisSpec]) -> int:
 
 
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
-             echo: Echo = print, bases: Sequence[str] | None = None) -> Iterator[str]:
+             echo: Echo = print, bases: Sequence[str] | None = None,
+             ev: Evidence | None = None) -> Iterator[str]:
     """Fit every spec whose inputs changed; yield one line per evidence base.
 
     ``bases`` restricts the fits to those evidence bases; the cross-nutrient synthesis, which
-    needs every base, is then left as it is."""
-    ev = load_valid(data_dir)
+    needs every base, is then left as it is. ``ev``: the evidence already loaded (else it is
+    loaded and validated here)."""
+    ev = load_valid(data_dir) if ev is None else ev
     all_specs = load_specs(analyses_dir)
     specs = select_specs(all_specs, bases)
-    run_effects(data_dir, analyses_dir, build_dir)
+    run_effects(data_dir, analyses_dir, build_dir, ev=ev)
     for spec in specs:
         path = build_dir / "results" / f"{spec.evidence_base}.json"
         key = cache_key(data_dir, spec)
@@ -152,13 +154,13 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
-                bases: Sequence[str] | None = None) -> list[Path]:
+                bases: Sequence[str] | None = None, ev: Evidence | None = None) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
-    saved files only)."""
+    saved files only; ``ev``: the evidence already loaded)."""
     from nutrimeta.report import render_evidence_base, render_index
     from nutrimeta.report.changes import living_sections
 
-    ev = load_evidence(data_dir)
+    ev = load_evidence(data_dir) if ev is None else ev
     effects = read_effects(build_dir)
     written = []
     bundles = bundle_paths(build_dir)
@@ -200,9 +202,9 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
     for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
-                         echo=fit_echo or echo, bases=bases):
+                         echo=fit_echo or echo, bases=bases, ev=ev):
         echo(line)
-    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases):
+    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, ev=ev):
         echo(f"wrote {path}")
     failed = _failed_fits(build_dir)
     if failed:
