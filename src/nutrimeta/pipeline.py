@@ -14,10 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import pandas as pd
 
 from nutrimeta import __version__
 from nutrimeta.datapackage import read_version
@@ -97,50 +102,91 @@ def planned_fits(specs: list[AnalysisSpec]) -> int:
 
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
              echo: Echo = print, bases: Sequence[str] | None = None,
-             ev: Evidence | None = None) -> Iterator[str]:
+             ev: Evidence | None = None, pool: ProcessPoolExecutor | None = None
+             ) -> Iterator[str]:
     """Fit every spec whose inputs changed; yield one line per evidence base.
 
     ``bases`` restricts the fits to those evidence bases; the cross-nutrient synthesis, which
     needs every base, is then left as it is. ``ev``: the evidence already loaded (else it is
-    loaded and validated here)."""
+    loaded and validated here). The cross-nutrient fits need no bundle: with two or more
+    bases they run in a worker process (``pool``, else one started here when a second core
+    is available) beside the evidence-base fits, which compile single-threaded."""
     ev = load_valid(data_dir) if ev is None else ev
     all_specs = load_specs(analyses_dir)
     specs = select_specs(all_specs, bases)
     run_effects(data_dir, analyses_dir, build_dir, ev=ev)
-    for spec in specs:
-        path = build_dir / "results" / f"{spec.evidence_base}.json"
-        key = cache_key(data_dir, spec)
-        if path.exists() and not force:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if old.get("provenance", {}).get("cache_key") == key:
-                yield f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
-                continue
-        start = time.perf_counter()
-        bundle = fit_evidence_base(ev, spec, data_dir, build_dir, echo)
-        bundle.provenance.fit_seconds = round(time.perf_counter() - start, 1)
-        if path.exists():
-            atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
-        atomic_write_text(path, to_json(bundle))
-        failed = [f"{o}/{m}" for o, oc in bundle.outcomes.items()
-                  for m, me in oc.models.items() if me.status == "failed"]
-        yield (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
-               + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
-    if bases:
-        yield "cross_nutrient: not refitted (an evidence base was selected with --base)"
-        return
-    cross = cross_nutrient(build_dir, specs, ev, data_dir, echo)
-    if cross is not None:
-        yield cross
+    own_pool = None
+    cross_job = None
+    if not bases and len(specs) >= 2:
+        if pool is None:
+            pool = own_pool = worker_pool()
+        if pool is not None:
+            cross_job = pool.submit(_cross_nutrient_worker, data_dir, analyses_dir, build_dir)
+    try:
+        for spec in specs:
+            yield _fit_one(ev, spec, data_dir, build_dir, force, echo)
+        if bases:
+            yield "cross_nutrient: not refitted (an evidence base was selected with --base)"
+            return
+        if cross_job is not None:
+            result, lines = cross_job.result()
+            for line in lines:
+                echo(line)
+        else:
+            result = _fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)
+        yield _write_cross_nutrient(build_dir, result)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
 
 
-def cross_nutrient(build_dir: Path, specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
-                   echo: Echo) -> str | None:
-    """Partial pooling of the deficiency slope across nutrient–hormone pairs (if estimable)."""
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _fit_one(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_dir: Path, force: bool,
+             echo: Echo) -> str:
+    """Fit one evidence base unless its cache key is unchanged; the line to report."""
+    path = build_dir / "results" / f"{spec.evidence_base}.json"
+    key = cache_key(data_dir, spec)
+    if path.exists() and not force:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("provenance", {}).get("cache_key") == key:
+            return f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
+    start = time.perf_counter()
+    bundle = fit_evidence_base(ev, spec, data_dir, build_dir, echo)
+    bundle.provenance.fit_seconds = round(time.perf_counter() - start, 1)
+    if path.exists():
+        atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
+    atomic_write_text(path, to_json(bundle))
+    failed = [f"{o}/{m}" for o, oc in bundle.outcomes.items()
+              for m, me in oc.models.items() if me.status == "failed"]
+    return (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
+            + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
+
+
+def _fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
+                        build_dir: Path, echo: Echo) -> CrossNutrientResult:
     from nutrimeta.cross import fit_cross_nutrient
 
-    path = build_dir / "results" / "cross_nutrient.json"
-    result = CrossNutrientResult.model_validate(clean_json(
+    return CrossNutrientResult.model_validate(clean_json(
         fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)))
+
+
+def _cross_nutrient_worker(data_dir: Path, analyses_dir: Path, build_dir: Path
+                           ) -> tuple[CrossNutrientResult, list[str]]:
+    """The cross-nutrient fits in a worker process: the result and its progress lines."""
+    lines: list[str] = []
+    result = _fit_cross_nutrient(load_specs(analyses_dir), load_valid(data_dir), data_dir,
+                                 build_dir, lines.append)
+    return result, lines
+
+
+def _write_cross_nutrient(build_dir: Path, result: CrossNutrientResult) -> str:
+    path = build_dir / "results" / "cross_nutrient.json"
     atomic_write_text(path, to_json(result))
     return f"cross_nutrient: {result.status} -> {path}"
 
@@ -154,38 +200,66 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
-                bases: Sequence[str] | None = None, ev: Evidence | None = None) -> list[Path]:
+                bases: Sequence[str] | None = None, ev: Evidence | None = None,
+                pool: ProcessPoolExecutor | None = None) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
-    saved files only; ``ev``: the evidence already loaded)."""
-    from nutrimeta.report import render_evidence_base, render_index
-    from nutrimeta.report.changes import living_sections
+    saved files only; ``ev``: the evidence already loaded). With a worker ``pool`` every
+    second evidence base is rendered there, beside the others (each report is its own
+    folder, swapped in atomically)."""
+    from nutrimeta.report import render_index
 
     ev = load_evidence(data_dir) if ev is None else ev
     effects = read_effects(build_dir)
-    written = []
     bundles = bundle_paths(build_dir)
     if bases:
         unknown = sorted(set(bases) - {p.stem for p in bundles})
         if unknown:
             raise ValueError(f"no results for evidence base(s) {', '.join(unknown)} in "
                              f"{build_dir / 'results'}: run `nutrimeta fit` first")
-    for path in bundles:
-        base = path.stem
-        if bases and base not in bases:
-            continue
-        st = ev.studies[ev.studies["evidence_base"] == base]
-        sy = ev.syntheses[ev.syntheses["_base"] == base]
-        bundle = load_bundle(path)
-        written.append(render_evidence_base(
-            path, effects[effects["evidence_base"] == base],
-            st[[c for c in st.columns if not c.startswith("_")]],
-            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
-            extra_sections=living_sections(bundle, releases_dir),
-            search_log=data_dir / base / "SEARCH_LOG.md",
-            check_findings=build_dir / "check" / "findings.json",
-            references_bib=data_dir / base / "references.bib"))
+    todo = [p for p in bundles if not bases or p.stem in bases]
+    remote = {p: pool.submit(_render_worker, data_dir, build_dir, reports_dir, releases_dir, p)
+              for p in todo[1::2]} if pool is not None else {}
+    local = {p: _render_base(ev, effects, p, data_dir, build_dir, reports_dir, releases_dir)
+             for p in todo if p not in remote}
+    written = [remote[p].result() if p in remote else local[p] for p in todo]
     written.append(render_index(bundles, reports_dir))
     return written
+
+
+def _render_base(ev: Evidence, effects: pd.DataFrame, path: Path, data_dir: Path,
+                 build_dir: Path, reports_dir: Path, releases_dir: Path) -> Path:
+    """Render the report of the bundle at ``path``."""
+    from nutrimeta.report import render_evidence_base
+    from nutrimeta.report.changes import living_sections
+
+    base = path.stem
+    st = ev.studies[ev.studies["evidence_base"] == base]
+    sy = ev.syntheses[ev.syntheses["_base"] == base]
+    return render_evidence_base(
+        path, effects[effects["evidence_base"] == base],
+        st[[c for c in st.columns if not c.startswith("_")]],
+        sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
+        extra_sections=living_sections(load_bundle(path), releases_dir),
+        search_log=data_dir / base / "SEARCH_LOG.md",
+        check_findings=build_dir / "check" / "findings.json",
+        references_bib=data_dir / base / "references.bib")
+
+
+def _render_worker(data_dir: Path, build_dir: Path, reports_dir: Path, releases_dir: Path,
+                   path: Path) -> Path:
+    """:func:`_render_base` in a worker process (reads the evidence and effects itself)."""
+    return _render_base(load_evidence(data_dir), read_effects(build_dir), path, data_dir,
+                        build_dir, reports_dir, releases_dir)
+
+
+def worker_pool() -> ProcessPoolExecutor | None:
+    """One worker process beside this one when a second core is available, else None.
+
+    Started with ``spawn`` (a forked copy of a process running numba and the sampler's
+    threads is not safe)."""
+    if _cpus() < 2:
+        return None
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
@@ -201,11 +275,17 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
                   "fitted or written).")
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
-    for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
-                         echo=fit_echo or echo, bases=bases, ev=ev):
-        echo(line)
-    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, ev=ev):
-        echo(f"wrote {path}")
+    pool = worker_pool()
+    try:
+        for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
+                             echo=fit_echo or echo, bases=bases, ev=ev, pool=pool):
+            echo(line)
+        for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, ev=ev,
+                                pool=pool):
+            echo(f"wrote {path}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     failed = _failed_fits(build_dir)
     if failed:
         banner = "!" * 78
