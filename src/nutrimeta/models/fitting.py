@@ -263,7 +263,8 @@ class Structure:
         """The structure a model of ``data`` with ``priors`` is compiled in."""
         return cls(
             kind=kind, moderator=bool(moderator),
-            parameterisation=parameterisation or DEFAULT_PARAMETERISATION.get(kind, "default"),
+            parameterisation=(parameterisation or DEFAULT_PARAMETERISATION.get(kind)
+                              or "default"),
             tau_family=priors.tau_family,
             tau_nu=float(priors.tau_nu) if priors.tau_family == "half_student_t" else None,
             rows=padded_size(data.n),
