@@ -1,9 +1,12 @@
 """Sampling the Bayesian models, refitting a compiled model on new data, and storing posteriors.
 
-The default sampler is nutpie: its numba-compiled log density costs a few seconds to compile
-once, after which a fit of a small meta-analysis takes a fraction of a second, and
-``compiled.with_data`` swaps data and prior scales without recompiling (leave-one-out, prior
-sensitivity). ``pm.sample(nuts_sampler="pymc")`` is kept as a fallback backend.
+The default sampler is nutpie: its numba-compiled log density costs seconds to compile,
+after which a fit of a small meta-analysis takes a fraction of a second, and
+``compiled.with_data`` swaps data and prior scales without recompiling. A model is compiled
+once per :class:`Structure` and process (rows padded with weight-0 rows to a size class), so
+every outcome, evidence base, prior scale, leave-one-out weight and retry of one model kind
+shares one compilation. nutpie's compiled models cannot be cached on disk (see
+``benchmarks/profile.md``). ``pm.sample(nuts_sampler="pymc")`` is kept as a fallback backend.
 
 Posteriors are ``xarray.DataTree`` objects with groups ``posterior``, ``sample_stats``,
 ``observed_data`` (``y``, ``se``) and ``constant_data`` (every other ``pm.Data`` value), and
