@@ -373,9 +373,9 @@ def test_refit_with_swapped_data_equals_fresh_build(re_refitter, sampler):
 
 
 def test_refitter_rejects_structural_change(re_refitter):
-    """A different number of studies or tau family needs a new model."""
+    """More studies than the padded size, or another tau family, need a new model."""
     with pytest.raises(ValueError, match="shapes"):
-        re_refitter.fit(_simulated_re(1, k=5))
+        re_refitter.fit(_simulated_re(1, k=9))
     with pytest.raises(ValueError, match="family"):
         re_refitter.fit(priors=Priors(tau_family="half_cauchy"))
 

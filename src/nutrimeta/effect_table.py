@@ -95,9 +95,11 @@ def load_valid(data_dir: Path) -> Evidence:
     return require_valid(load_evidence(data_dir))
 
 
-def run_effects(data_dir: Path, analyses_dir: Path, build_dir: Path) -> Path:
-    """Write ``build/effects.csv`` for every evidence base with a spec."""
-    ev = load_valid(data_dir)
+def run_effects(data_dir: Path, analyses_dir: Path, build_dir: Path,
+                ev: Evidence | None = None) -> Path:
+    """Write ``build/effects.csv`` for every evidence base with a spec (``ev``: the evidence
+    already loaded and validated, else it is loaded here)."""
+    ev = load_valid(data_dir) if ev is None else require_valid(ev)
     frames = [effects_for_spec(ev, s) for s in load_specs(analyses_dir)]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     path = build_dir / EFFECTS_FILE

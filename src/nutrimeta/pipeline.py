@@ -14,11 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from nutrimeta import __version__
 from nutrimeta.datapackage import read_version
@@ -102,17 +107,22 @@ def planned_fits(specs: list[AnalysisSpec]) -> int:
 
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
              echo: Echo = print, bases: Sequence[str] | None = None,
-             outcomes: Sequence[str] | None = None) -> Iterator[str]:
+             outcomes: Sequence[str] | None = None, ev: Evidence | None = None,
+             pool: ProcessPoolExecutor | None = None) -> Iterator[str]:
     """Fit every spec whose inputs changed; yield one line per evidence base.
 
     ``bases`` restricts the fits to those evidence bases; ``outcomes`` to those outcomes,
     merged into each base's saved bundle (:mod:`nutrimeta.outcome_refit`; bases without a
     named outcome are left alone). The cross-nutrient synthesis, which needs every base, is
     then left as it is. An unknown base or outcome, or a bundle the outcomes cannot be merged
-    into, is a ValueError raised before anything is fitted."""
+    into, is a ValueError raised before anything is fitted. ``ev``: the evidence already
+    loaded (else it is loaded and validated here). The cross-nutrient fits need no bundle:
+    with two or more bases they run in a worker process (``pool``, else one started here
+    when a second core is available) beside the evidence-base fits, which compile
+    single-threaded."""
     from nutrimeta import outcome_refit
 
-    ev = load_valid(data_dir)
+    ev = load_valid(data_dir) if ev is None else ev
     all_specs = load_specs(analyses_dir)
     specs = select_specs(all_specs, bases)
     if outcomes:
@@ -122,53 +132,96 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
             build_dir / "results" / f"{s.evidence_base}.json", s))]
         if refusals:
             raise ValueError("; ".join(refusals) + " (nothing was fitted)")
-    run_effects(data_dir, analyses_dir, build_dir)
-    for spec in specs:
-        path = build_dir / "results" / f"{spec.evidence_base}.json"
-        key = cache_key(data_dir, spec)
-        if outcomes:
+    run_effects(data_dir, analyses_dir, build_dir, ev=ev)
+    if outcomes:
+        for spec in specs:
+            path = build_dir / "results" / f"{spec.evidence_base}.json"
             merged, line = outcome_refit.refit_outcomes(
-                ev, spec, outcome_refit.wanted_outcomes(spec, outcomes), key,
-                fit_provenance(spec, data_dir), read_effects(build_dir, spec.evidence_base),
-                path, build_dir / "fits" / spec.evidence_base, echo, force)
+                ev, spec, outcome_refit.wanted_outcomes(spec, outcomes),
+                cache_key(data_dir, spec), fit_provenance(spec, data_dir),
+                read_effects(build_dir, spec.evidence_base), path,
+                build_dir / "fits" / spec.evidence_base, echo, force)
             if merged is not None:
                 atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
                 atomic_write_text(path, to_json(merged))
             yield line
-            continue
-        if path.exists() and not force:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            prov = old.get("provenance", {})
-            if prov.get("cache_key") == key and not prov.get("outcome_cache_keys"):
-                yield f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
-                continue
-        start = time.perf_counter()
-        bundle = fit_evidence_base(ev, spec, data_dir, build_dir, echo)
-        bundle.provenance.fit_seconds = round(time.perf_counter() - start, 1)
-        if path.exists():
-            atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
-        atomic_write_text(path, to_json(bundle))
-        failed = [f"{o}/{m}" for o, oc in bundle.outcomes.items()
-                  for m, me in oc.models.items() if me.status == "failed"]
-        yield (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
-               + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
-    if bases or outcomes:
         yield ("cross_nutrient: not refitted (an evidence base or outcome was selected with "
                "--base or --outcome)")
         return
-    cross = cross_nutrient(build_dir, specs, ev, data_dir, echo)
-    if cross is not None:
-        yield cross
+    own_pool = None
+    cross_job = None
+    if not bases and len(specs) >= 2:
+        if pool is None:
+            pool = own_pool = worker_pool()
+        if pool is not None:
+            cross_job = pool.submit(_cross_nutrient_worker, data_dir, analyses_dir, build_dir)
+    try:
+        for spec in specs:
+            yield _fit_one(ev, spec, data_dir, build_dir, force, echo)
+        if bases:
+            yield ("cross_nutrient: not refitted (an evidence base or outcome was selected "
+                   "with --base or --outcome)")
+            return
+        if cross_job is not None:
+            result, lines = cross_job.result()
+            for line in lines:
+                echo(line)
+        else:
+            result = _fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)
+        yield _write_cross_nutrient(build_dir, result)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
 
 
-def cross_nutrient(build_dir: Path, specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
-                   echo: Echo) -> str | None:
-    """Partial pooling of the deficiency slope across nutrient–hormone pairs (if estimable)."""
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _fit_one(ev: Evidence, spec: AnalysisSpec, data_dir: Path, build_dir: Path, force: bool,
+             echo: Echo) -> str:
+    """Fit one evidence base unless its cache key is unchanged; the line to report."""
+    path = build_dir / "results" / f"{spec.evidence_base}.json"
+    key = cache_key(data_dir, spec)
+    if path.exists() and not force:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        prov = old.get("provenance", {})
+        if prov.get("cache_key") == key and not prov.get("outcome_cache_keys"):
+            return f"{spec.evidence_base}: unchanged (cache key {key[:12]}), not refitted"
+    start = time.perf_counter()
+    bundle = fit_evidence_base(ev, spec, data_dir, build_dir, echo)
+    bundle.provenance.fit_seconds = round(time.perf_counter() - start, 1)
+    if path.exists():
+        atomic_write_text(path.with_suffix(".previous.json"), path.read_text("utf-8"))
+    atomic_write_text(path, to_json(bundle))
+    failed = [f"{o}/{m}" for o, oc in bundle.outcomes.items()
+              for m, me in oc.models.items() if me.status == "failed"]
+    return (f"{spec.evidence_base}: fitted in {time.perf_counter() - start:.1f} s -> {path}"
+            + (f"; FAILED DIAGNOSTICS: {', '.join(failed)}" if failed else ""))
+
+
+def _fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
+                        build_dir: Path, echo: Echo) -> CrossNutrientResult:
     from nutrimeta.cross import fit_cross_nutrient
 
-    path = build_dir / "results" / "cross_nutrient.json"
-    result = CrossNutrientResult.model_validate(clean_json(
+    return CrossNutrientResult.model_validate(clean_json(
         fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)))
+
+
+def _cross_nutrient_worker(data_dir: Path, analyses_dir: Path, build_dir: Path
+                           ) -> tuple[CrossNutrientResult, list[str]]:
+    """The cross-nutrient fits in a worker process: the result and its progress lines."""
+    lines: list[str] = []
+    result = _fit_cross_nutrient(load_specs(analyses_dir), load_valid(data_dir), data_dir,
+                                 build_dir, lines.append)
+    return result, lines
+
+
+def _write_cross_nutrient(build_dir: Path, result: CrossNutrientResult) -> str:
+    path = build_dir / "results" / "cross_nutrient.json"
     atomic_write_text(path, to_json(result))
     return f"cross_nutrient: {result.status} -> {path}"
 
@@ -183,17 +236,19 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
                 bases: Sequence[str] | None = None,
-                outcomes: Sequence[str] | None = None) -> list[Path]:
+                outcomes: Sequence[str] | None = None, ev: Evidence | None = None
+                ) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
-    saved files only). With ``outcomes``, each base holding a named outcome gets a report on
-    those outcomes only, in ``reports/<base>/outcomes/<outcome>[+<outcome>…]/`` (the full
-    report and the index are left as they are)."""
-    from nutrimeta.report import render_evidence_base, render_index
+    saved files only; ``ev``: the evidence already loaded). With ``outcomes``, each base
+    holding a named outcome gets a report on those outcomes only, in
+    ``reports/<base>/outcomes/<outcome>[+<outcome>…]/`` (the full report and the index are
+    left as they are). The bases are rendered in parallel processes
+    (:func:`~nutrimeta.report.render.render_evidence_bases`)."""
+    from nutrimeta.report import render_evidence_bases, render_index
     from nutrimeta.report.changes import living_sections
 
-    ev = load_evidence(data_dir)
+    ev = load_evidence(data_dir) if ev is None else ev
     effects = read_effects(build_dir)
-    written = []
     bundles = bundle_paths(build_dir)
     if bases:
         unknown = sorted(set(bases) - {p.stem for p in bundles})
@@ -207,30 +262,42 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
         if unknown:
             raise ValueError(f"unknown outcome(s) {', '.join(unknown)}; valid: "
                              f"{', '.join(sorted(held))}")
+    jobs = []
     for path in bundles:
         base = path.stem
         if bases and base not in bases:
             continue
-        wanted = [o for o in load_bundle(path).outcomes if o in set(outcomes or ())]
+        bundle = load_bundle(path)
+        wanted = [o for o in bundle.outcomes if o in set(outcomes or ())]
         if outcomes and not wanted:
             continue
         out_dir = reports_dir / base / "outcomes" / "+".join(wanted) if wanted \
             else reports_dir / base
         st = ev.studies[ev.studies["evidence_base"] == base]
         sy = ev.syntheses[ev.syntheses["_base"] == base]
-        bundle = load_bundle(path)
-        written.append(render_evidence_base(
-            path, effects[effects["evidence_base"] == base],
-            st[[c for c in st.columns if not c.startswith("_")]],
-            sy[[c for c in sy.columns if not c.startswith("_")]], out_dir,
+        jobs.append(dict(
+            bundle_path=path, effects=effects[effects["evidence_base"] == base],
+            studies=st[[c for c in st.columns if not c.startswith("_")]],
+            syntheses=sy[[c for c in sy.columns if not c.startswith("_")]], out_dir=out_dir,
             extra_sections=living_sections(bundle, releases_dir),
             search_log=data_dir / base / "SEARCH_LOG.md",
             check_findings=build_dir / "check" / "findings.json",
             references_bib=data_dir / base / "references.bib", outcomes=wanted or None,
             risk_of_bias_csv=data_dir / base / "risk_of_bias.csv"))
+    written = render_evidence_bases(jobs)
     if not outcomes:
         written.append(render_index(bundles, reports_dir))
     return written
+
+
+def worker_pool() -> ProcessPoolExecutor | None:
+    """One worker process beside this one when a second core is available, else None.
+
+    Started with ``spawn`` (a forked copy of a process running numba and the sampler's
+    threads is not safe)."""
+    if _cpus() < 2:
+        return None
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
@@ -246,10 +313,17 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
                   "fitted or written).")
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
-    for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
-                         echo=fit_echo or echo, bases=bases, outcomes=outcomes):
-        echo(line)
-    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes):
+    pool = worker_pool()
+    try:
+        for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
+                             echo=fit_echo or echo, bases=bases, outcomes=outcomes, ev=ev,
+                             pool=pool):
+            echo(line)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes,
+                            ev=ev):
         echo(f"wrote {path}")
     failed = _failed_fits(build_dir)
     if failed:

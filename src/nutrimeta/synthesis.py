@@ -175,22 +175,13 @@ def exact_entry(df: pd.DataFrame, o: OutcomeSpec) -> tuple[ModelResult, Any]:
     return ModelResult.model_validate(clean_json(entry)), post
 
 
-_COMPILED: dict[tuple, Any] = {}
-
-
 def compiled_model(data: Any, priors: Any, kind: str, moderator: bool, sampler: Any) -> Any:
-    """A compiled model for this structure, compiled once per process and refitted with new
-    data and prior scales (compiling costs seconds; a warm refit a fraction of a second)."""
+    """A refitter of this model's structure: compiled once per process (padded to a size
+    class, :class:`~nutrimeta.models.fitting.Structure`) and refitted with new data and prior
+    scales (compiling costs seconds; a warm refit a fraction of a second)."""
     from nutrimeta.models.fitting import Refitter
 
-    key = (kind, moderator, data.n, data.n_studies, len(data.nutrient_labels),
-           priors.tau_family, priors.tau_nu)
-    if key not in _COMPILED:
-        _COMPILED[key] = Refitter(data, priors, kind,  # type: ignore[arg-type]
-                                  moderator=moderator, sampler=sampler)
-    refitter = _COMPILED[key]
-    refitter.sampler = sampler
-    return refitter
+    return Refitter(data, priors, kind, moderator=moderator, sampler=sampler)  # type: ignore[arg-type]
 
 
 def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec

@@ -25,6 +25,8 @@ Priors are on the standardised scale, so every scale is a multiple of one SD of 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -193,7 +195,7 @@ def _blockwise_logp(
     a2: pt.TensorVariable,
     b: pt.TensorVariable,
     x_var: np.ndarray,
-    rho: float,
+    rho: pt.TensorVariable | float,
     trial_rows: np.ndarray,
 ) -> pt.TensorVariable:
     """Sum over trials of the multivariate normal log density of their residuals.
@@ -205,7 +207,7 @@ def _blockwise_logp(
     Cholesky factorisation: no k x k matrix, and a gradient as cheap as the likelihood.
     """
     d = (1.0 - rho) * a2
-    u1 = np.sqrt(rho) * pt.sqrt(a2)
+    u1 = pt.sqrt(rho) * pt.sqrt(a2)
     u2 = np.sqrt(x_var) * b
 
     def per_trial(values: pt.TensorVariable) -> pt.TensorVariable:
@@ -222,7 +224,10 @@ def _blockwise_logp(
 
 
 def build_cross_mv_model(data: CrossMVData, priors: CrossPriors | None = None) -> pm.Model:
-    """PyMC model of :class:`CrossMVData` (see the module docstring for the equations)."""
+    """PyMC model of :class:`CrossMVData` (see the module docstring for the equations).
+
+    ``y``, ``v`` and ``rho`` are ``pm.Data``, so the fits at every declared ``rho`` share one
+    compiled model (:func:`fit_cross_mv`)."""
     priors = priors or CrossPriors()
     coords = {"pair": list(data.pair_labels), "outcome": list(data.outcome_labels),
               "row": list(range(len(data.y)))}
@@ -234,6 +239,7 @@ def build_cross_mv_model(data: CrossMVData, priors: CrossPriors | None = None) -
     with pm.Model(coords=coords) as model:
         y = pm.Data("y", data.y, dims="row")
         v = pm.Data("v", data.v, dims="row")
+        rho = pm.Data("rho", priors.rho)
         mu = pm.Normal("mu", 0.0, priors.mu_sd, dims="outcome")
         tau = pm.HalfNormal("tau", priors.tau_scale, dims="pair")
         g = pm.Normal("slope_global", 0.0, priors.slope_sd)
@@ -248,11 +254,27 @@ def build_cross_mv_model(data: CrossMVData, priors: CrossPriors | None = None) -
         b = slope_o[data.outcome_idx]
         a2 = v + tau[pair_of_row] ** 2
         resid = y - mu[data.outcome_idx] - b * x_mean_row
-        pm.Potential("loglik", _blockwise_logp(resid, a2, b, x_var_row, priors.rho,
-                                               trial_rows))
+        pm.Potential("loglik", _blockwise_logp(resid, a2, b, x_var_row, rho, trial_rows))
         # outcomes differ in their effect at the cut-off, so only the difference is pooled
         pm.Deterministic("deficient_minus_replete", g * (priors.x_deficient - priors.x_replete))
     return model
+
+
+_COMPILED_MV: dict[str, tuple[pm.Model, Any]] = {}
+_PRIOR_MV: dict[tuple[str, int, int], xr.Dataset] = {}
+
+
+def _structure_key(data: CrossMVData, priors: CrossPriors) -> str:
+    """Hash of everything but ``rho`` that a compiled model of ``data`` depends on."""
+    from nutrimeta.versions import package_versions
+
+    h = hashlib.sha256()
+    for a in (data.y, data.v, data.trial_idx, data.outcome_idx, data.outcome_pair_idx,
+              data.x_mean, data.x_sd):
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    h.update(json.dumps([data.trial_labels, data.outcome_labels, data.pair_labels,
+                         {**priors.to_dict(), "rho": None}, package_versions()]).encode())
+    return h.hexdigest()
 
 
 def fit_cross_mv(
@@ -263,23 +285,44 @@ def fit_cross_mv(
     sampler: Any = None,
     prior_draws: int = 4000,
 ) -> xr.DataTree:
-    """Fit the model with :func:`nutrimeta.models.fitting.fit` and add a ``prior`` group.
+    """Fit the model with nutpie and add a ``prior`` group.
 
-    The prior group (``prior_draws`` draws of every free and derived variable) lets
-    :func:`prior_and_posterior_sd` and the estimability rule compare prior and posterior.
+    The model is compiled once per process for ``data`` and the priors other than ``rho``;
+    a fit at another ``rho`` swaps it in. The prior group (``prior_draws`` draws of every
+    free and derived variable, which do not depend on ``rho``: the likelihood is a
+    potential) lets :func:`prior_and_posterior_sd` and the estimability rule compare prior
+    and posterior.
     """
-    from nutrimeta.models.fitting import SamplerSettings, fit
+    from nutrimeta.models.fitting import SamplerSettings, compile_model, fit
 
     priors = priors or CrossPriors()
-    model = build_cross_mv_model(data, priors)
-    dt = fit(model, sampler or SamplerSettings(target_accept=0.99), seed,
-             attrs={"model": "cross_mv", "priors": priors.to_dict()})
-    with model, warnings.catch_warnings():
-        # the likelihood is a potential, so these are draws from the prior alone, as intended
-        warnings.filterwarnings("ignore", message="The effect of Potentials")
-        prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed + 1)
-    prior_ds = prior["prior"].to_dataset() if hasattr(prior, "children") else prior.prior
-    dt["prior"] = xr.DataTree(prior_ds)
+    sampler = sampler or SamplerSettings(target_accept=0.99)
+    key = _structure_key(data, priors)
+    if key not in _COMPILED_MV:
+        model = build_cross_mv_model(data, priors)
+        _COMPILED_MV[key] = (model, compile_model(model) if sampler.backend == "nutpie"
+                             else None)
+    model, compiled = _COMPILED_MV[key]
+    rho = np.asarray(priors.rho, dtype=float)
+    with model:
+        pm.set_data({"rho": rho})
+    attrs = {"model": "cross_mv", "priors": priors.to_dict()}
+    if compiled is None:
+        dt = fit(model, sampler, seed, attrs=attrs)
+    else:
+        dt = fit(compiled.with_data(rho=rho), sampler, seed, attrs=attrs,
+                 coords={k: list(v) for k, v in model.coords.items()},
+                 dims={k: tuple(model.named_vars_to_dims.get(k, ()))
+                       for k in ("y", "v", "rho")})
+    prior_key = (key, seed, prior_draws)
+    if prior_key not in _PRIOR_MV:
+        with model, warnings.catch_warnings():
+            # the likelihood is a potential, so these are draws from the prior alone
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed + 1)
+        _PRIOR_MV[prior_key] = (prior["prior"].to_dataset() if hasattr(prior, "children")
+                                else prior.prior)
+    dt["prior"] = xr.DataTree(_PRIOR_MV[prior_key])
     return dt
 
 

@@ -1,9 +1,12 @@
 """Sampling the Bayesian models, refitting a compiled model on new data, and storing posteriors.
 
-The default sampler is nutpie: its numba-compiled log density costs a few seconds to compile
-once, after which a fit of a small meta-analysis takes a fraction of a second, and
-``compiled.with_data`` swaps data and prior scales without recompiling (leave-one-out, prior
-sensitivity). ``pm.sample(nuts_sampler="pymc")`` is kept as a fallback backend.
+The default sampler is nutpie: its numba-compiled log density costs seconds to compile,
+after which a fit of a small meta-analysis takes a fraction of a second, and
+``compiled.with_data`` swaps data and prior scales without recompiling. A model is compiled
+once per :class:`Structure` and process (rows padded with weight-0 rows to a size class), so
+every outcome, evidence base, prior scale, leave-one-out weight and retry of one model kind
+shares one compilation. nutpie's compiled models cannot be cached on disk (see
+``benchmarks/profile.md``). ``pm.sample(nuts_sampler="pymc")`` is kept as a fallback backend.
 
 Posteriors are ``xarray.DataTree`` objects with groups ``posterior``, ``sample_stats``,
 ``observed_data`` (``y``, ``se``) and ``constant_data`` (every other ``pm.Data`` value), and
@@ -30,6 +33,7 @@ import xarray as xr
 from nutrimeta import diagnostics
 from nutrimeta.models.bayes import (
     ALTERNATIVE_PARAMETERISATION,
+    DEFAULT_PARAMETERISATION,
     ModelData,
     ModelKind,
     Parameterisation,
@@ -123,10 +127,15 @@ def _finish(
     dims: Mapping[str, tuple[str, ...]],
     coords: Mapping[str, list[str]],
     attrs: Mapping[str, Any],
+    sizes: Mapping[str, int] | None = None,
 ) -> xr.DataTree:
+    """The output tree; ``sizes`` truncates padded dimensions to the real rows."""
     groups: dict[str, xr.Dataset] = {}
     for name in ("posterior", "sample_stats"):
         ds = raw[name].to_dataset()
+        cut = {d: slice(0, n) for d, n in (sizes or {}).items() if d in ds.dims}
+        if cut:
+            ds = ds.isel(cut)
         # object-typed stats (e.g. divergence messages) cannot be written to netCDF
         ds = ds[[v for v in ds.data_vars if ds[v].dtype != object]]
         groups[name] = _relabel(ds, coords)
@@ -175,13 +184,7 @@ def fit(
         dims = {**model_dims, **(dims or {})}
         coords = {**{k: list(v) for k, v in model.coords.items()}, **(coords or {})}
         if sampler.backend == "pymc":
-            with model:
-                raw = pm.sample(
-                    draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
-                    cores=sampler.cores, random_seed=seed, nuts_sampler="pymc",
-                    target_accept=sampler.target_accept, progressbar=False,
-                    compute_convergence_checks=False, quiet=True,
-                )
+            raw = _pymc_sample(model, sampler, seed)
         else:
             raw = _nutpie_sample(compile_model(model), sampler, seed)
     else:
@@ -191,7 +194,13 @@ def fit(
         dims = dict(dims or {})
         coords = dict(coords or {})
         raw = _nutpie_sample(model_or_compiled, sampler, seed)
-    all_attrs: dict[str, Any] = {
+    return _finish(raw, values, dims, coords, _fit_attrs(sampler, seed, start, attrs))
+
+
+def _fit_attrs(sampler: SamplerSettings, seed: int, start: float,
+               attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Provenance attributes of a fit (``attrs`` win over the defaults)."""
+    out: dict[str, Any] = {
         "seed": int(seed),
         "sampler": sampler.to_dict(),
         "versions": package_versions(),
@@ -199,8 +208,18 @@ def fit(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "fit_seconds": time.perf_counter() - start,
     }
-    all_attrs.update(attrs or {})
-    return _finish(raw, values, dims, coords, all_attrs)
+    out.update(attrs or {})
+    return out
+
+
+def _pymc_sample(model: pm.Model, sampler: SamplerSettings, seed: int) -> Any:
+    with model:
+        return pm.sample(
+            draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+            cores=sampler.cores, random_seed=seed, nuts_sampler="pymc",
+            target_accept=sampler.target_accept, progressbar=False,
+            compute_convergence_checks=False, quiet=True,
+        )
 
 
 def _nutpie_sample(compiled: Any, sampler: SamplerSettings, seed: int) -> xr.DataTree:
@@ -211,13 +230,123 @@ def _nutpie_sample(compiled: Any, sampler: SamplerSettings, seed: int) -> xr.Dat
     )
 
 
-class Refitter:
-    """A model compiled once and refitted on swapped data or prior scales.
+#: Rows (and the studies of the multilevel model) are padded with weight-0 rows to a multiple
+#: of this, so one compiled model serves every data set of that size class.
+PAD_BLOCK = 8
 
-    The structure (model kind, tau prior family, number of rows, studies and nutrients) is
-    fixed at construction; anything that enters through ``pm.Data`` can change: effect
-    sizes, standard errors, moderators, category/design codes, likelihood weights
-    (leave-one-out) and prior scales (prior sensitivity).
+
+def padded_size(n: int) -> int:
+    """Smallest multiple of :data:`PAD_BLOCK` that holds ``n`` (at least one block)."""
+    return PAD_BLOCK * max(1, -(-n // PAD_BLOCK))
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What fixes the graph of a compiled model; everything else enters through ``pm.Data``.
+
+    Two fits with equal structures share one compiled model (see :func:`compiled_structure`):
+    the row count is padded (:func:`padded_size`), data and prior scales are swapped in.
+    ``versions`` ties the structure to the libraries that compiled it.
+    """
+
+    kind: str
+    moderator: bool
+    parameterisation: str
+    tau_family: str
+    tau_nu: float | None  # only the Student-t family has a shape parameter
+    rows: int
+    studies: int | None  # the multilevel model's padded study count; None: one row per study
+    nutrients: int
+    backend: str
+    versions: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, data: ModelData, priors: Priors, kind: ModelKind, moderator: bool,
+           parameterisation: Parameterisation | None, backend: str) -> Structure:
+        """The structure a model of ``data`` with ``priors`` is compiled in."""
+        return cls(
+            kind=kind, moderator=bool(moderator),
+            parameterisation=(parameterisation or DEFAULT_PARAMETERISATION.get(kind)
+                              or "default"),
+            tau_family=priors.tau_family,
+            tau_nu=float(priors.tau_nu) if priors.tau_family == "half_student_t" else None,
+            rows=padded_size(data.n),
+            studies=padded_size(data.n_studies) if kind == "multilevel" else None,
+            nutrients=len(data.nutrient_labels), backend=backend,
+            versions=_library_versions())
+
+    def pad(self, data: ModelData) -> ModelData:
+        """``data`` padded to this structure's size (weight-0 rows; see ModelData.padded)."""
+        return data.padded(self.rows, self.studies)
+
+
+_VERSIONS: tuple[tuple[str, str], ...] = ()
+
+
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    global _VERSIONS
+    if not _VERSIONS:
+        _VERSIONS = tuple(sorted(package_versions().items()))
+    return _VERSIONS
+
+
+@dataclass
+class CompiledStructure:
+    """A built model at its structure's size, its nutpie compilation and the data dims."""
+
+    model: pm.Model
+    compiled: Any  # nutpie CompiledPyMCModel, None for the pymc backend
+    dims: dict[str, tuple[str, ...]]
+    compile_seconds: float
+
+
+_COMPILED: dict[Structure, CompiledStructure] = {}
+_CACHE_STATS = {"hits": 0, "compiles": 0}
+
+
+def compiled_structure(structure: Structure, data: ModelData, priors: Priors,
+                       parameterisation: Parameterisation | None = None) -> CompiledStructure:
+    """The compiled model of ``structure``, compiled once per process.
+
+    Compiling a nutpie model costs seconds (numba); every later fit of the same structure
+    (another outcome, evidence base, prior scale, leave-one-out weight or retry) only swaps
+    its data in.
+    """
+    hit = _COMPILED.get(structure)
+    if hit is not None:
+        _CACHE_STATS["hits"] += 1
+        return hit
+    model = build_model(structure.pad(data), priors, structure.kind,  # type: ignore[arg-type]
+                        moderator=structure.moderator, parameterisation=parameterisation)
+    _, dims = _model_data(model)
+    start = time.perf_counter()
+    compiled = compile_model(model) if structure.backend == "nutpie" else None
+    entry = CompiledStructure(model, compiled, dims, time.perf_counter() - start)
+    _CACHE_STATS["compiles"] += 1
+    _COMPILED[structure] = entry
+    return entry
+
+
+def compile_cache_info() -> dict[str, int]:
+    """Compiled structures held, compilations and cache hits in this process."""
+    return {"structures": len(_COMPILED), **_CACHE_STATS}
+
+
+def clear_compile_cache() -> None:
+    """Forget every compiled structure (the next fit of each compiles again)."""
+    _COMPILED.clear()
+    _CACHE_STATS.update(hits=0, compiles=0)
+
+
+class Refitter:
+    """A model of one structure, compiled once per process and refitted on swapped data or
+    prior scales.
+
+    The structure (:class:`Structure`: model kind, tau prior family, padded number of rows,
+    number of nutrients) is fixed at construction; anything that enters through ``pm.Data``
+    can change: effect sizes, standard errors, moderators, category/design codes,
+    likelihood weights (leave-one-out), prior scales (prior sensitivity) and the number of
+    rows up to the padded size. Refitters of equal structures share one compiled model.
 
     Parameters
     ----------
@@ -243,21 +372,26 @@ class Refitter:
         self.moderator = moderator
         self.parameterisation = parameterisation
         self.sampler = sampler or SamplerSettings()
-        self.model = build_model(data, self.priors, kind, moderator=moderator,
-                                 parameterisation=parameterisation)
-        _, self.dims = _model_data(self.model)
-        start = time.perf_counter()
-        self.compiled = compile_model(self.model) if self.sampler.backend == "nutpie" else None
-        self.compile_seconds = time.perf_counter() - start
+        self.structure = Structure.of(data, self.priors, kind, moderator, parameterisation,
+                                      self.sampler.backend)
+        before = _CACHE_STATS["compiles"]
+        entry = compiled_structure(self.structure, data, self.priors, parameterisation)
+        self.model, self.compiled, self.dims = entry.model, entry.compiled, entry.dims
+        self.compile_seconds = entry.compile_seconds if _CACHE_STATS["compiles"] > before \
+            else 0.0
 
     def _check_compatible(self, data: ModelData, priors: Priors) -> None:
-        d0, p0 = self.data, self.priors
-        if (data.n, data.n_studies, len(data.nutrient_labels)) != (
-            d0.n, d0.n_studies, len(d0.nutrient_labels)
-        ):
-            raise ValueError("new data change the model's shapes; build a new model")
-        if (priors.tau_family, priors.tau_nu) != (p0.tau_family, p0.tau_nu):
+        new = Structure.of(data, priors, self.kind, self.moderator, self.parameterisation,
+                           self.sampler.backend)
+        if (priors.tau_family, new.tau_nu) != (self.structure.tau_family,
+                                               self.structure.tau_nu):
             raise ValueError("the tau prior family is structural; build a new model")
+        if new != self.structure:
+            raise ValueError(
+                f"new data change the model's shapes ({data.n} rows, {data.n_studies} "
+                f"studies, {len(data.nutrient_labels)} nutrients do not fit a model of "
+                f"{self.structure.rows} rows and {self.structure.nutrients} nutrients); "
+                "build a new model")
 
     def fit(
         self,
@@ -271,15 +405,17 @@ class Refitter:
         """Fit on ``data``/``priors`` (default: those of construction) without recompiling.
 
         ``sampler`` overrides the construction settings for this fit (same backend only).
+        The output holds the rows of ``data`` only (the padding is dropped).
         """
         sampler = sampler or self.sampler
         if sampler.backend != self.sampler.backend:
             raise ValueError("the backend is fixed at construction")
+        start = time.perf_counter()
         data = data or self.data
         priors = priors or self.priors
         self._check_compatible(data, priors)
-        values = model_inputs(data, priors, self.kind, moderator=self.moderator)
-        coords = model_coords(data, self.kind)
+        values = model_inputs(self.structure.pad(data), priors, self.kind,
+                              moderator=self.moderator)
         base_attrs: dict[str, Any] = {
             "kind": self.kind,
             "moderator": int(self.moderator),
@@ -288,14 +424,22 @@ class Refitter:
             "data_hash": data.data_hash(),
         }
         base_attrs.update(attrs or {})
+        with self.model:  # the initial point is computed from the model's own containers
+            pm.set_data(values)
         if self.compiled is not None:
             # containers that do not reach the log density are not part of the compiled model
             known = {var.name for var in self.compiled.shared_var_keys}
             compiled = self.compiled.with_data(**{k: v for k, v in values.items() if k in known})
-            return fit(compiled, sampler, seed, attrs=base_attrs, coords=coords, dims=self.dims)
-        with self.model:
-            pm.set_data(values)
-        return fit(self.model, sampler, seed, attrs=base_attrs, coords=coords)
+            raw = _nutpie_sample(compiled, sampler, seed)
+        else:
+            raw = _pymc_sample(self.model, sampler, seed)
+        row_dim = "contrast" if self.kind == "multilevel" else "study"
+        sizes = {row_dim: data.n}
+        if self.kind == "multilevel":
+            sizes["study"] = data.n_studies
+        return _finish(raw, model_inputs(data, priors, self.kind, moderator=self.moderator),
+                       self.dims, model_coords(data, self.kind),
+                       _fit_attrs(sampler, seed, start, base_attrs), sizes)
 
     def leave_one_out(
         self, seed: int = 0, labels: list[str] | None = None

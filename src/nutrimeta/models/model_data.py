@@ -195,6 +195,42 @@ class ModelData:
             raise KeyError(label)
         return self.with_weights(np.where(drop, 0.0, self.weights))
 
+    def padded(self, rows: int, studies: int | None = None) -> ModelData:
+        """Copy with weight-0 rows appended up to ``rows`` (and studies up to ``studies``).
+
+        A padded row has ``y = 0``, ``se = 1``, a known moderator 0 and likelihood weight 0,
+        so it adds nothing to the likelihood; its trial effect is a draw from the prior and is
+        dropped from the output. ``studies=None``: one row per study is kept (each padded row
+        is its own study); otherwise the padded rows belong to study 0 (weight 0: no
+        information) and empty studies are appended up to ``studies`` (the multilevel model,
+        where a study without rows leaves the other levels unchanged). Padding to a fixed
+        size lets one compiled model serve every data set up to that size.
+        """
+        n_pad = rows - self.n
+        if n_pad < 0 or (studies is not None and studies < self.n_studies):
+            raise ValueError(f"cannot pad {self.n} rows / {self.n_studies} studies to "
+                             f"{rows} / {studies}")
+        pad_labels = tuple(f"__pad_{i}" for i in range(n_pad))
+        if studies is None:
+            study_labels = self.study_labels + pad_labels
+            pad_study = np.arange(self.n_studies, self.n_studies + n_pad)
+        else:
+            study_labels = self.study_labels + tuple(
+                f"__pad_study_{i}" for i in range(studies - self.n_studies))
+            pad_study = np.zeros(n_pad, dtype=np.int64)
+
+        def cat(a: np.ndarray, fill: float) -> np.ndarray:
+            return np.concatenate([a, np.full(n_pad, fill, dtype=a.dtype)])
+
+        return replace(
+            self, yi=cat(self.yi, 0.0), sei=cat(self.sei, 1.0), labels=self.labels + pad_labels,
+            study_idx=np.concatenate([self.study_idx, pad_study]).astype(np.int64),
+            study_labels=study_labels, outcome_labels=self.outcome_labels + ("",) * n_pad,
+            x=cat(self.x, 0.0),
+            category_idx=cat(self.category_idx, STATUS_CATEGORIES.index("unknown")),
+            design_idx=cat(self.design_idx, 0), nutrient_idx=cat(self.nutrient_idx, 0),
+            weights=cat(self.weights.astype(float), 0.0))
+
     def data_hash(self) -> str:
         """SHA-256 of every array and label, for provenance."""
         h = hashlib.sha256()

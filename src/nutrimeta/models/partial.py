@@ -48,6 +48,7 @@ imputation; here the same information enters the likelihood exactly as a censore
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
@@ -540,12 +541,19 @@ class GridPosterior:
         return d[f"q{a * 1000:03.0f}"], d[f"q{(1 - a) * 1000:03.0f}"]
 
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
 def _log_terms(c: Contribution, mu: np.ndarray, tau: np.ndarray, se: np.ndarray
                ) -> np.ndarray:
-    """Log-likelihood of one contribution on broadcast ``mu``, ``tau``, ``se``."""
+    """Log-likelihood of one contribution on broadcast ``mu``, ``tau``, ``se``.
+
+    The normal log density is written out (``s`` does not depend on ``mu``, so its log and
+    reciprocal are taken on the small ``se x tau`` array before broadcasting over ``mu``).
+    """
     s = np.sqrt(se**2 + tau**2)
     if c.route in _ESTIMATE_ROUTES:
-        return stats.norm.logpdf(c.estimate, mu, s)
+        return -0.5 * ((c.estimate - mu) * (1.0 / s)) ** 2 - (np.log(s) + _HALF_LOG_2PI)
     if c.route == "censored_threshold":
         return special.log_ndtr((c.direction * mu - c.crit * se) / s)
     if c.route == "censored_ns":
@@ -553,6 +561,26 @@ def _log_terms(c: Contribution, mu: np.ndarray, tau: np.ndarray, se: np.ndarray
         return np.log(np.clip(special.ndtr((hi - mu) / s) - special.ndtr((-hi - mu) / s),
                               1e-300, None))
     return special.log_ndtr(c.direction * mu / s)
+
+
+def _logsumexp0(t: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(t), axis=0))``, stable (the largest term factored out)."""
+    m = t.max(axis=0)
+    return m + np.log(np.exp(t - m).sum(axis=0))
+
+
+#: Log-likelihood of one contribution on one grid, by (contribution, grid): the sensitivity
+#: analyses (routes left out, each trial left out) rerun the grid with mostly the same
+#: contributions on the same first-pass grid, so each term is computed once.
+_TERMS: OrderedDict[str, np.ndarray] = OrderedDict()
+_TERMS_MAX = 128  # about 50 MB at the fit stage's grid
+
+
+def _remember(key: str, term: np.ndarray) -> None:
+    term.flags.writeable = False
+    _TERMS[key] = term
+    while len(_TERMS) > _TERMS_MAX:
+        _TERMS.popitem(last=False)
 
 
 def grid_posterior(
@@ -588,13 +616,21 @@ def grid_posterior(
     x, w = special.roots_hermitenorm(n_sd)
     logw = np.log(w / w.sum())
     eta, omega = priors.log_sd_mean, priors.log_sd_spread
+    grid_key = repr((lo, hi, n_mu, tmax, n_tau, n_sd, eta, omega))
     for c in contribs:
-        if c.needs_latent_sd:
-            se = np.exp(eta + omega * x)[:, None, None] * c.se_factor
-            t = _log_terms(c, mu[None], tau[None], se) + logw[:, None, None]
-            logp = logp + special.logsumexp(t, axis=0)
+        key = repr(c) + grid_key
+        term = _TERMS.get(key)
+        if term is None:
+            if c.needs_latent_sd:
+                se = np.exp(eta + omega * x)[:, None, None] * c.se_factor
+                term = _logsumexp0(_log_terms(c, mu[None], tau[None], se)
+                                   + logw[:, None, None])
+            else:
+                term = _log_terms(c, mu, tau, np.asarray(c.se))
+            _remember(key, term)
         else:
-            logp = logp + _log_terms(c, mu, tau, np.asarray(c.se))
+            _TERMS.move_to_end(key)
+        logp = logp + term
     p = np.exp(logp - logp.max())
     p /= p.sum()
     out = GridPosterior(mu.ravel(), tau.ravel(), p.sum(axis=1), p.sum(axis=0))
