@@ -155,12 +155,12 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 bases: Sequence[str] | None = None) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
     saved files only)."""
-    from nutrimeta.report import render_evidence_base, render_index
+    from nutrimeta.report import render_evidence_bases, render_index
     from nutrimeta.report.changes import living_sections
 
     ev = load_evidence(data_dir)
     effects = read_effects(build_dir)
-    written = []
+    jobs = []
     bundles = bundle_paths(build_dir)
     if bases:
         unknown = sorted(set(bases) - {p.stem for p in bundles})
@@ -174,14 +174,16 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
         st = ev.studies[ev.studies["evidence_base"] == base]
         sy = ev.syntheses[ev.syntheses["_base"] == base]
         bundle = load_bundle(path)
-        written.append(render_evidence_base(
-            path, effects[effects["evidence_base"] == base],
-            st[[c for c in st.columns if not c.startswith("_")]],
-            sy[[c for c in sy.columns if not c.startswith("_")]], reports_dir / base,
+        jobs.append(dict(
+            bundle_path=path, effects=effects[effects["evidence_base"] == base],
+            studies=st[[c for c in st.columns if not c.startswith("_")]],
+            syntheses=sy[[c for c in sy.columns if not c.startswith("_")]],
+            out_dir=reports_dir / base,
             extra_sections=living_sections(bundle, releases_dir),
             search_log=data_dir / base / "SEARCH_LOG.md",
             check_findings=build_dir / "check" / "findings.json",
             references_bib=data_dir / base / "references.bib"))
+    written = render_evidence_bases(jobs)
     written.append(render_index(bundles, reports_dir))
     return written
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
@@ -35,7 +35,10 @@ from nutrimeta.results import (
 from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 from nutrimeta.spec_records import ModeratorRecord
 
-PALETTE = sns.color_palette("colorblind", 8)
+#: seaborn's "colorblind" palette (its first 8 colours), written out: importing seaborn for
+#: eight constants took most of the report stage's start-up.
+PALETTE = [to_rgb(c) for c in ("#0173B2", "#DE8F05", "#029E73", "#D55E00", "#CC78BC", "#CA9161",
+                               "#FBAFE4", "#949494")]
 OBSERVED = "#222222"
 SHRUNKEN = PALETTE[0]
 POOLED = PALETTE[3]
