@@ -583,8 +583,9 @@ def render_evidence_bases(jobs: Sequence[Mapping[str, Any]],
     Each base is rendered by one process into its own staging folder and swapped in whole, so
     the output does not depend on the number of workers. The workers start from a fork server
     that has imported the report stage once (forking the calling process, whose libraries may
-    run threads, could deadlock). The largest bundles are handed out first; the paths come back
-    in the order of ``jobs``.
+    run threads, could deadlock); as with any ``multiprocessing`` start method but fork, a
+    calling script needs the ``if __name__ == "__main__":`` guard. The largest bundles are
+    handed out first; the paths come back in the order of ``jobs``.
 
     Parameters
     ----------
