@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
 
 __all__ = [
     "Derived",
@@ -111,6 +110,7 @@ def _crit(level: float, n: ArrayLike | None, dist: str | None, df: ArrayLike | N
     if dist is None:
         small = n is not None and bool(np.all(_arr(n) < T_THRESHOLD_N))
         dist = "t" if small else "z"
+    from scipy import stats  # imported on use: scipy.stats costs most of a second
     if dist == "z":
         return stats.norm.ppf(q), "z"
     if dist != "t":
@@ -187,6 +187,7 @@ def se_from_p(estimate: ArrayLike, p: ArrayLike, df: ArrayLike | None = None) ->
     p_ = _arr(p)
     if np.any((p_ <= 0) | (p_ >= 1)):
         raise ValueError("p must lie strictly between 0 and 1")
+    from scipy import stats  # imported on use: scipy.stats costs most of a second
     if df is None:
         q = stats.norm.isf(p_ / 2.0)
         how = "SE from two-sided p (se = |est|/z[1-p/2])"
@@ -201,11 +202,13 @@ def se_from_p(estimate: ArrayLike, p: ArrayLike, df: ArrayLike | None = None) ->
 
 def _xi(n: np.ndarray) -> np.ndarray:
     """Wan 2014 ``xi(n) = 2 * Phi^-1((n - 0.375) / (n + 0.25))`` (expected range / sigma)."""
+    from scipy import stats  # imported on use: scipy.stats costs most of a second
     return 2.0 * stats.norm.ppf((n - 0.375) / (n + 0.25))
 
 
 def _eta(n: np.ndarray) -> np.ndarray:
     """Wan 2014 ``eta(n) = 2 * Phi^-1((0.75n - 0.125) / (n + 0.25))`` (expected IQR / sigma)."""
+    from scipy import stats  # imported on use: scipy.stats costs most of a second
     return 2.0 * stats.norm.ppf((0.75 * n - 0.125) / (n + 0.25))
 
 
@@ -444,6 +447,7 @@ def hedges_correction(m: ArrayLike) -> np.ndarray | float:
     Hedges 1981 [5]_; metafor ``.cmicalc`` [6]_.
     """
     m_ = _arr(m)
+    from scipy import special  # imported on use, like scipy.stats above
     return _out(np.exp(special.gammaln(m_ / 2) - 0.5 * np.log(m_ / 2)
                        - special.gammaln((m_ - 1) / 2)))
 

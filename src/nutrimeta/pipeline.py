@@ -23,8 +23,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from nutrimeta import __version__
 from nutrimeta.datapackage import read_version
 from nutrimeta.effect_table import load_valid, read_effects, run_effects

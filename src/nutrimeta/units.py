@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pint
+
+if TYPE_CHECKING:
+    import pint
 
 __all__ = [
     "ANALYTE_ALIASES",
@@ -41,8 +44,8 @@ __all__ = [
     "conversion_factor",
     "convert",
     "harmonise_unit_label",
+    "registry",
     "resolve_analyte",
-    "ureg",
 ]
 
 #: Molar masses (g/mol) used for mass <-> molar conversions.
@@ -126,11 +129,27 @@ class UnitConversionError(ValueError):
         super().__init__(f"{msg}: {detail}" if detail else msg)
 
 
-#: Module-level registry. ``IU`` gets its own dimension (biological activity is not an amount
-#: of substance); ``Eq`` (equivalent) gets its own dimension, linked to mol by the valence.
-ureg = pint.UnitRegistry()
-ureg.define("international_unit = [immunoassay_activity] = IU")
-ureg.define("equivalent = [charge_equivalent] = Eq")
+@lru_cache(maxsize=1)
+def registry() -> pint.UnitRegistry:
+    """The package's unit registry (also ``nutrimeta.units.ureg``), built on first use: building
+    it takes most of a second, which commands that convert nothing should not pay.
+
+    ``IU`` gets its own dimension (biological activity is not an amount of substance); ``Eq``
+    (equivalent) gets its own dimension, linked to mol by the valence.
+    """
+    import pint
+
+    reg = pint.UnitRegistry()
+    reg.define("international_unit = [immunoassay_activity] = IU")
+    reg.define("equivalent = [charge_equivalent] = Eq")
+    return reg
+
+
+def __getattr__(name: str) -> Any:
+    """``ureg``, the registry under its earlier module-level name, built on first access."""
+    if name == "ureg":
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _CONC_SUBSTANCE = "[substance] / [length] ** 3"
 _CONC_MASS = "[mass] / [length] ** 3"
@@ -139,25 +158,31 @@ _CONC_EQ = "[charge_equivalent] / [length] ** 3"
 
 
 def _mass_context(molar_mass: float) -> pint.Context:
+    import pint
+
     ctx = pint.Context(f"molar_mass_{molar_mass}")  # pragma: no mutate (name only labels it)
-    mw = ureg.Quantity(molar_mass, "g/mol")
+    mw = registry().Quantity(molar_mass, "g/mol")
     ctx.add_transformation(_CONC_MASS, _CONC_SUBSTANCE, lambda _u, x: x / mw)
     ctx.add_transformation(_CONC_SUBSTANCE, _CONC_MASS, lambda _u, x: x * mw)
     return ctx
 
 
 def _valence_context(valence: int) -> pint.Context:
+    import pint
+
     ctx = pint.Context(f"valence_{valence}")  # pragma: no mutate (name only labels it)
-    eq_per_mol = ureg.Quantity(valence, "Eq/mol")
+    eq_per_mol = registry().Quantity(valence, "Eq/mol")
     ctx.add_transformation(_CONC_EQ, _CONC_SUBSTANCE, lambda _u, x: x / eq_per_mol)
     ctx.add_transformation(_CONC_SUBSTANCE, _CONC_EQ, lambda _u, x: x * eq_per_mol)
     return ctx
 
 
 def _insulin_context(pmol_per_uiu: float) -> pint.Context:
+    import pint
+
     ctx = pint.Context(f"insulin_{pmol_per_uiu}")  # pragma: no mutate (name only labels it)
     # 1 uIU/mL = 1 mIU/L, so "pmol/L per uIU/mL" is pmol per mIU.
-    factor = ureg.Quantity(pmol_per_uiu, "pmol/mIU")
+    factor = registry().Quantity(pmol_per_uiu, "pmol/mIU")
     ctx.add_transformation(_CONC_IU, _CONC_SUBSTANCE, lambda _u, x: x * factor)
     ctx.add_transformation(_CONC_SUBSTANCE, _CONC_IU, lambda _u, x: x / factor)
     return ctx
@@ -236,7 +261,7 @@ def resolve_analyte(analyte: str) -> str:
 
 
 def _pint_unit(label: str) -> pint.Unit:
-    return ureg.Unit(label)
+    return registry().Unit(label)
 
 
 @lru_cache(maxsize=512)
@@ -256,6 +281,9 @@ def conversion_factor(
     a = resolve_analyte(analyte)
     if f == t:
         return 1.0
+    import pint
+
+    ureg = registry()
     if f in UNITLESS or t in UNITLESS:
         raise UnitConversionError(from_unit, to_unit, analyte,
                                   "unitless labels convert only to themselves")

@@ -4,6 +4,6 @@
 figures/, tables/); :func:`render_index` writes ``reports/index.html``.
 """
 
-from nutrimeta.report.render import render_evidence_base, render_index
+from nutrimeta.report.render import render_evidence_base, render_evidence_bases, render_index
 
-__all__ = ["render_evidence_base", "render_index"]
+__all__ = ["render_evidence_base", "render_evidence_bases", "render_index"]

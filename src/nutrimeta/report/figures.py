@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
@@ -34,19 +35,24 @@ from nutrimeta.results import (
 from nutrimeta.schema import RANDOMISED_DESIGNS as RANDOMISED
 from nutrimeta.spec_records import ModeratorRecord
 
-PALETTE = sns.color_palette("colorblind", 8)
+#: seaborn's "colorblind" palette (its first 8 colours), written out: importing seaborn for
+#: eight constants took most of the report stage's start-up.
+PALETTE = [to_rgb(c) for c in ("#0173B2", "#DE8F05", "#029E73", "#D55E00", "#CC78BC", "#CA9161",
+                               "#FBAFE4", "#949494")]
 OBSERVED = "#222222"
 SHRUNKEN = PALETTE[0]
 POOLED = PALETTE[3]
 PREDICTION = PALETTE[1]
-CATEGORY_COLOURS = {"deficient": PALETTE[3], "marginal": PALETTE[1], "replete": PALETTE[0],
-                    "unknown": "#888888"}
+CATEGORY_COLOURS: dict[str, tuple[float, float, float] | str] = {
+    "deficient": PALETTE[3], "marginal": PALETTE[1], "replete": PALETTE[0], "unknown": "#888888"}
 DESIGN_MARKERS = {"parallel_rct": "s", "crossover_rct": "^", "controlled_nonrandomised": "o",
                   "single_arm_prepost": "v"}
 DESIGN_LABELS = {"parallel_rct": "parallel RCT", "crossover_rct": "crossover RCT",
                  "controlled_nonrandomised": "non-randomised controlled",
                  "single_arm_prepost": "single-arm pre/post"}
 PNG_DPI = 200
+#: zlib level of the PNG files: 3 is close to the default (6) in size and faster to write.
+PNG_COMPRESSION = 3
 
 STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
@@ -85,19 +91,36 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(fig: Figure, folder: Path, name: str) -> dict[str, Any]:
     """Write ``name.png`` and ``name.svg`` to ``folder`` deterministically.
 
+    The layout is computed once, at the PNG resolution: one draw without rendering runs the
+    constrained layout and measures the tight bounding box, then the layout is frozen and both
+    files are written from it (``savefig`` with ``bbox_inches="tight"`` would lay the figure
+    out and measure it again for each format). ``folder`` is a report's staging folder, which
+    is swapped in as a whole (see :func:`nutrimeta.report.render.render_evidence_base`).
+
     Returns
     -------
     dict
         ``png``/``svg`` relative paths (``figures/<name>.png``) and the PNG as base64.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    png = folder / f"{name}.png"
-    svg = folder / f"{name}.svg"
     with figure_style():
-        fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
-        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        fig.set_dpi(PNG_DPI)
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        with renderer._draw_disabled():
+            fig.draw(renderer)
+        bbox = fig.get_tightbbox(renderer).padded(STYLE["savefig.pad_inches"])
+        fig.set_layout_engine("none")
+        png_buffer = io.BytesIO()
+        fig.savefig(png_buffer, format="png", dpi=PNG_DPI, bbox_inches=bbox,
+                    metadata={"Software": None}, pil_kwargs={"compress_level": PNG_COMPRESSION})
+        svg_buffer = io.BytesIO()
+        fig.savefig(svg_buffer, format="svg", bbox_inches=bbox,
+                    metadata={"Date": None, "Creator": None})
+    png = png_buffer.getvalue()
+    (folder / f"{name}.png").write_bytes(png)
+    (folder / f"{name}.svg").write_bytes(svg_buffer.getvalue())
     return {"name": name, "png": f"figures/{name}.png", "svg": f"figures/{name}.svg",
-            "png_base64": base64.b64encode(png.read_bytes()).decode("ascii")}
+            "png_base64": base64.b64encode(png).decode("ascii")}
 
 
 def _num(x: Any) -> float:

@@ -12,11 +12,14 @@ I² values (``models.<m>.i2`` and ``frequentist.*.i2``) are read as percentages 
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +73,7 @@ from nutrimeta.schema import OUTCOMES
 TEMPLATES = Path(__file__).parent / "templates"
 CROSS_NUTRIENT_NAME = "cross_nutrient.json"
 
-__all__ = ["render_evidence_base", "render_index"]
+__all__ = ["render_evidence_base", "render_evidence_bases", "render_index"]
 
 
 # --------------------------------------------------------------------------- file helpers
@@ -154,7 +157,9 @@ def provenance_rows(bundle: Bundle, bundle_name: str) -> list[tuple[str, str]]:
     return rows
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    """The templates' environment, made once per process so each template is compiled once."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
@@ -511,6 +516,36 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir / "report.html"
+
+
+def render_evidence_bases(jobs: Sequence[Mapping[str, Any]],
+                          workers: int | None = None) -> list[Path]:
+    """Render several evidence bases (keyword arguments of :func:`render_evidence_base` per
+    job), in parallel processes when there is more than one job and more than one core.
+
+    Each base is rendered by one process into its own staging folder and swapped in whole, so
+    the output does not depend on the number of workers. The workers start from a fork server
+    that has imported the report stage once (forking the calling process, whose libraries may
+    run threads, could deadlock); as with any ``multiprocessing`` start method but fork, a
+    calling script needs the ``if __name__ == "__main__":`` guard. The largest bundles are
+    handed out first; the paths come back in the order of ``jobs``.
+
+    Parameters
+    ----------
+    jobs
+        One mapping per evidence base, e.g. ``{"bundle_path": ..., "effects": ..., ...}``.
+    workers
+        Number of processes; default: 2, or 1 on a single core (then no process is started).
+    """
+    n = min(len(jobs), workers if workers is not None else min(2, os.cpu_count() or 1))
+    if n <= 1:
+        return [render_evidence_base(**job) for job in jobs]
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    order = sorted(range(len(jobs)), key=lambda i: -Path(jobs[i]["bundle_path"]).stat().st_size)
+    with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
+        futures = {i: pool.submit(render_evidence_base, **jobs[i]) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
 
 
 # --------------------------------------------------------------------------- index
