@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -57,6 +58,7 @@ def test_palette_is_seaborn_colorblind() -> None:
     assert list(sns.color_palette("colorblind", 8)) == figs.PALETTE
 
 
+@pytest.mark.slow  # renders two reports twice (serial and in 2 processes): about 50 CPU-seconds
 def test_parallel_rendering_matches_serial(tmp_path: Path) -> None:
     effects, studies, syntheses = (pd.read_csv(FIXTURES / f"{name}.csv")
                                    for name in ("effects", "studies", "syntheses"))
