@@ -37,7 +37,8 @@ MODULES: dict[str, list[str]] = {
     "diagnostics": ["tests/test_gate.py"],
     "effects": ["tests/test_effects.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
-                           "tests/test_frequentist_estimators.py"],
+                           "tests/test_frequentist_estimators.py",
+                           "tests/test_frequentist_properties.py"],
     "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py"],
 }
 

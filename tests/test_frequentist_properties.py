@@ -1,0 +1,213 @@
+"""Every field of ``rma`` and ``egger_test`` against its definition, written out with dense
+k x k matrices (``P = W - W X (X'WX)^-1 X'W``) and scipy/statsmodels, independently of the
+module's O(k p^2) sums: the estimators' defining equations (DL, HE closed forms; PM's
+Q(tau^2) = k - p; the REML and ML score equations), Q-profile bounds (Q(bound) = chi^2
+quantile), Knapp-Hartung scaling, the F / chi^2 tests of the moderators and pseudo-R^2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from nutrimeta.models.frequentist import egger_test, rma
+from nutrimeta.reference_data import bcg_data
+
+BCG = bcg_data()
+Y = BCG["yi"].to_numpy()
+V = BCG["vi"].to_numpy()
+MODS = {
+    "none": None,
+    "ablat": BCG["ablat"].to_numpy(dtype=float),
+    "ablat+year": np.column_stack([BCG["ablat"], BCG["year"]]).astype(float),
+}
+
+
+def _design(mods: np.ndarray | None) -> np.ndarray:
+    ones = np.ones((Y.size, 1))
+    return ones if mods is None else np.column_stack([ones, mods])
+
+
+def _dense(tau2: float, X: np.ndarray) -> dict[str, object]:
+    """GLS fit and P matrix at ``tau2`` with dense matrices."""
+    W = np.diag(1.0 / (V + tau2))
+    A_inv = np.linalg.inv(X.T @ W @ X)
+    P = W - W @ X @ A_inv @ X.T @ W
+    return {"W": W, "P": P, "b": A_inv @ X.T @ W @ Y, "cov": A_inv, "Q": float(Y @ P @ Y)}
+
+
+def _expected_tau2_equation(method: str, tau2: float, X: np.ndarray) -> None:
+    """Assert the defining equation of ``method``'s estimate of tau^2."""
+    k, p = X.shape
+    d0 = _dense(0.0, X)
+    if method == "EE":
+        assert tau2 == 0.0
+    elif method == "DL":
+        want = (d0["Q"] - (k - p)) / np.trace(d0["P"])
+        assert tau2 == pytest.approx(max(0.0, want), rel=1e-10, abs=1e-14)
+    elif method == "HE":
+        H = X @ np.linalg.inv(X.T @ X) @ X.T
+        M = np.eye(k) - H
+        want = (Y @ M @ Y - np.trace(M @ np.diag(V))) / (k - p)
+        assert tau2 == pytest.approx(max(0.0, want), rel=1e-10, abs=1e-14)
+    elif method == "PM":
+        assert tau2 > 0
+        assert _dense(tau2, X)["Q"] == pytest.approx(k - p, rel=1e-9)
+    else:  # score equations at an interior maximum
+        assert tau2 > 0
+        d = _dense(tau2, X)
+        P, W = d["P"], d["W"]
+        Py = P @ Y
+        if method == "REML":
+            score = Py @ Py - np.trace(P)
+            scale = np.trace(P @ P)
+        else:
+            score = Py @ Py - np.trace(W)
+            scale = np.trace(W @ W)
+        assert abs(score) / scale < 1e-8
+
+
+@pytest.mark.parametrize("mods", list(MODS))
+@pytest.mark.parametrize("knha", [False, True])
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "PM", "HE", "EE"])
+def test_every_field_follows_its_definition(method: str, knha: bool, mods: str) -> None:
+    X = _design(MODS[mods])
+    k, p = X.shape
+    df = k - p
+    r = rma(Y, V, MODS[mods], method=method, knha=knha, level=0.9)
+    assert (r.method, r.k, r.p, r.level, r.knha, r.Q_df) == (method, k, p, 0.9, knha, df)
+    assert r.df == (df if knha else None)
+    assert r.converged is True
+    _expected_tau2_equation(method, r.tau2, X)
+    assert r.tau == pytest.approx(math.sqrt(r.tau2), rel=1e-14)
+
+    d0, d = _dense(0.0, X), _dense(r.tau2, X)
+    assert pytest.approx(d0["Q"], rel=1e-10) == r.Q
+    assert r.Q_p == pytest.approx(stats.chi2.sf(d0["Q"], df), rel=1e-8)
+    vb = d["cov"] * (d["Q"] / df if knha else 1.0)
+    np.testing.assert_allclose(r.vcov, vb, rtol=1e-8)
+    crit = stats.t.ppf(0.95, df) if knha else stats.norm.ppf(0.95)
+    dist = stats.t(df) if knha else stats.norm
+    for j, c in enumerate(r.coefficients):
+        se = math.sqrt(vb[j, j])
+        assert c["estimate"] == pytest.approx(d["b"][j], rel=1e-9, abs=1e-12)
+        assert c["se"] == pytest.approx(se, rel=1e-8)
+        assert c["p_value"] == pytest.approx(2 * dist.sf(abs(d["b"][j] / se)), rel=1e-7)
+        assert c["ci_upper"] - c["ci_lower"] == pytest.approx(2 * crit * se, rel=1e-8)
+    assert [c["name"] for c in r.coefficients] == ["intrcpt"] + [f"mod{j}" for j in range(1, p)]
+    assert (r.estimate, r.se) == (r.coefficients[0]["estimate"], r.coefficients[0]["se"])
+    half = crit * math.sqrt(r.se**2 + r.tau2)
+    assert (r.pi_lower, r.pi_upper) == pytest.approx((r.estimate - half, r.estimate + half))
+
+    if method == "EE":
+        assert r.i2 == pytest.approx(max(0.0, 100 * (d0["Q"] - df) / d0["Q"]), rel=1e-10)
+        assert r.h2 == pytest.approx(d0["Q"] / df, rel=1e-10)
+        assert math.isnan(r.tau2_se)
+        assert all(math.isnan(b) for b in r.tau2_ci)
+    else:
+        s2 = df / np.trace(d0["P"])
+        assert r.i2 == pytest.approx(100 * r.tau2 / (r.tau2 + s2), rel=1e-9)
+        assert r.h2 == pytest.approx((r.tau2 + s2) / s2, rel=1e-9)
+        lo, hi = r.tau2_ci
+        assert 0 < lo < hi  # (ML's estimate, biased low, may fall below the Q-profile bound)
+        assert _dense(lo, X)["Q"] == pytest.approx(stats.chi2.ppf(0.95, df), rel=1e-8)
+        assert _dense(hi, X)["Q"] == pytest.approx(stats.chi2.ppf(0.05, df), rel=1e-8)
+
+    if p == 1:
+        assert (r.QM, r.QM_df, r.QM_p, r.R2) == (None, None, None, None)
+        return
+    m = p - 1
+    bm = d["b"][1:]
+    qm = float(bm @ np.linalg.solve(vb[1:, 1:], bm))
+    assert r.QM_df == m
+    if knha:
+        assert pytest.approx(qm / m, rel=1e-8) == r.QM
+        assert r.QM_p == pytest.approx(stats.f.sf(qm / m, m, df), rel=1e-7)
+    else:
+        assert pytest.approx(qm, rel=1e-8) == r.QM
+        assert r.QM_p == pytest.approx(stats.chi2.sf(qm, m), rel=1e-7)
+    if method == "EE":
+        assert r.R2 is None
+    else:
+        base = rma(Y, V, method=method).tau2
+        assert pytest.approx(max(0.0, 100 * (base - r.tau2) / base), rel=1e-8, abs=1e-10) == r.R2
+
+
+def test_no_heterogeneity_left_gives_zero_r2_and_i2() -> None:
+    """Estimates that agree perfectly: tau^2 = 0 for every estimator, converged, I^2 = 0."""
+    y = np.array([0.2, 0.2, 0.2, 0.2, 0.2])
+    v = np.array([0.01, 0.02, 0.03, 0.04, 0.05])
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    for method in ("REML", "ML", "DL", "PM", "HE"):
+        r = rma(y, v, x, method=method)
+        assert (r.tau2, r.converged, r.i2, r.R2) == (0.0, True, 0.0, 0.0)
+    ee = rma(y, v, method="EE")
+    assert pytest.approx(0.0, abs=1e-25) == ee.Q
+    assert ee.i2 == 0.0
+
+
+def test_single_study_equal_effects() -> None:
+    r = rma([0.3], [0.04], method="EE")
+    assert r.estimate == pytest.approx(0.3)
+    assert r.se == pytest.approx(0.2)
+    assert math.isnan(r.Q_p) and math.isnan(r.i2) and math.isnan(r.h2)
+    with pytest.raises(ValueError, match="more columns than studies"):
+        rma([0.3], [0.04], method="DL")
+
+
+def test_located_input_errors() -> None:
+    with pytest.raises(ValueError, match="non-empty and of equal length"):
+        rma([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="non-empty and of equal length"):
+        rma([], [])
+    with pytest.raises(ValueError, match="finite and positive"):
+        rma([0.1, 0.2, 0.3], [0.1, 0.0, 0.1])
+    with pytest.raises(ValueError, match="rank deficient"):
+        rma(Y, V, np.column_stack([BCG["ablat"], 2.0 * BCG["ablat"]]))
+    with pytest.raises(ValueError, match="unknown method 'XX'"):
+        rma(Y, V, method="XX")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 3 studies"):
+        egger_test([0.1, 0.2], [0.1, 0.1])
+    with pytest.raises(ValueError, match="unknown method 'XX'"):
+        egger_test(Y, BCG["sei"], method="XX")  # type: ignore[arg-type]
+
+
+def test_egger_rma_reports_the_se_coefficient_of_the_meta_regression() -> None:
+    se = BCG["sei"].to_numpy()
+    e = egger_test(Y, se, method="rma")
+    fit = rma(Y, se**2, se, method="REML")
+    c_int, c_se = fit.coefficients
+    assert e.method.startswith("rma (REML")
+    assert (e.k, e.df) == (13, None)
+    assert (e.intercept, e.se, e.statistic, e.p_value) == pytest.approx(
+        (c_se["estimate"], c_se["se"], c_se["statistic"], c_se["p_value"]), rel=1e-12)
+    assert (e.slope, e.slope_se) == pytest.approx((c_int["estimate"], c_int["se"]), rel=1e-12)
+    assert e.caveat == ""
+    assert e.to_dict()["intercept"] == e.intercept
+
+
+def test_egger_classical_every_field_and_caveat_boundary() -> None:
+    se = BCG["sei"].to_numpy()
+    for k in (3, 9, 10):
+        e = egger_test(Y[:k], se[:k])
+        ols = sm.OLS(Y[:k] / se[:k], sm.add_constant(1.0 / se[:k])).fit()
+        assert e.method.startswith("classical (OLS")
+        assert (e.k, e.df) == (k, k - 2)
+        assert (e.intercept, e.slope) == pytest.approx(tuple(ols.params), rel=1e-9)
+        assert (e.se, e.slope_se) == pytest.approx(tuple(ols.bse), rel=1e-9)
+        assert e.statistic == pytest.approx(ols.tvalues[0], rel=1e-9)
+        assert e.p_value == pytest.approx(ols.pvalues[0], rel=1e-8)
+        if k < 10:
+            assert e.caveat == (
+                f"Only {k} studies: Egger's test has low power for k < 10 and asymmetry can "
+                "arise from heterogeneity rather than small-study bias; interpret with caution.")
+        else:
+            assert e.caveat == ""
+        d = e.to_dict()
+        assert (d["k"], d["slope"], d["caveat"]) == (k, e.slope, e.caveat)
+    er = egger_test(Y[:9], se[:9], method="rma")
+    assert er.caveat.startswith("Only 9 studies")
