@@ -211,3 +211,31 @@ def test_egger_classical_every_field_and_caveat_boundary() -> None:
         assert (d["k"], d["slope"], d["caveat"]) == (k, e.slope, e.caveat)
     er = egger_test(Y[:9], se[:9], method="rma")
     assert er.caveat.startswith("Only 9 studies")
+
+
+def _dense_loglik(tau2: float, y: np.ndarray, v: np.ndarray, reml: bool) -> float:
+    """Profiled (restricted) log-likelihood of the intercept-only model, up to a constant."""
+    V = v + tau2
+    w = 1.0 / V
+    r = y - (w @ y) / w.sum()
+    out = -0.5 * (np.log(V).sum() + (w * r * r).sum())
+    return out - 0.5 * math.log(w.sum()) if reml else out
+
+
+@pytest.mark.parametrize(("method", "y", "v"), [
+    ("REML", [0.6429, -2.7022, 2.023], [0.05904, 3.59031, 1.69402]),
+    ("ML", [-2.2544, -2.0701, -0.2443], [0.02159, 0.68717, 0.55478]),
+    ("ML", [-3.6368, -4.018, -1.2364], [1.17019, 4.15079, 0.03945]),
+    ("ML", [0.2058, 2.3742, -5.381, 3.5906], [6.82593, 0.06379, 6.35033, 1.36347]),
+])
+def test_boundary_maximum_beats_an_interior_local_peak(method: str, y: list[float],
+                                                       v: list[float]) -> None:
+    """Likelihoods with a local peak inside (where Fisher scoring from the DL estimate
+    stops) and the global maximum at tau^2 = 0, found by a dense scan."""
+    ya, va, reml = np.array(y), np.array(v), method == "REML"
+    grid = np.concatenate([[0.0], np.geomspace(1e-6, 1e3, 3000)])
+    ll = np.array([_dense_loglik(t, ya, va, reml) for t in grid])
+    peaks = np.r_[True, ll[1:] >= ll[:-1]] & np.r_[ll[:-1] >= ll[1:], True]
+    assert peaks.sum() == 2 and peaks[0] and ll.argmax() == 0  # the data do what is claimed
+    r = rma(ya, va, method=method)
+    assert (r.tau2, r.converged) == (0.0, True)
