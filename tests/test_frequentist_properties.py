@@ -160,17 +160,18 @@ def test_single_study_equal_effects() -> None:
 
 
 def test_located_input_errors() -> None:
-    with pytest.raises(ValueError, match="non-empty and of equal length"):
+    with pytest.raises(ValueError, match=r"^y and v must be non-empty and of equal length$"):
         rma([0.1, 0.2], [0.1])
-    with pytest.raises(ValueError, match="non-empty and of equal length"):
+    with pytest.raises(ValueError, match=r"^y and v must be non-empty and of equal length$"):
         rma([], [])
-    with pytest.raises(ValueError, match="finite and positive"):
+    with pytest.raises(ValueError, match=r"^y must be finite and v finite and positive$"):
         rma([0.1, 0.2, 0.3], [0.1, 0.0, 0.1])
-    with pytest.raises(ValueError, match="rank deficient"):
+    rank = r"^design matrix is rank deficient or has more columns than studies$"
+    with pytest.raises(ValueError, match=rank):
         rma(Y, V, np.column_stack([BCG["ablat"], 2.0 * BCG["ablat"]]))
     with pytest.raises(ValueError, match="unknown method 'XX'"):
         rma(Y, V, method="XX")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="at least 3 studies"):
+    with pytest.raises(ValueError, match=r"^Egger's test needs at least 3 studies$"):
         egger_test([0.1, 0.2], [0.1, 0.1])
     with pytest.raises(ValueError, match="unknown method 'XX'"):
         egger_test(Y, BCG["sei"], method="XX")  # type: ignore[arg-type]
@@ -239,3 +240,24 @@ def test_boundary_maximum_beats_an_interior_local_peak(method: str, y: list[floa
     assert peaks.sum() == 2 and peaks[0] and ll.argmax() == 0  # the data do what is claimed
     r = rma(ya, va, method=method)
     assert (r.tau2, r.converged) == (0.0, True)
+
+
+def test_one_residual_degree_of_freedom() -> None:
+    """k - p = 1: Knapp-Hartung scale Q/1, the chi^2(1) p value of Q and a Q-profile
+    interval (Q(0) below the lower quantile gives 0; the upper bound solves Q = chi^2_0.025)."""
+    y, v = np.array([0.1, 0.5]), np.array([0.04, 0.09])
+    q = (y[0] - y[1]) ** 2 / (v[0] + v[1])  # the two-study Q
+    ee = rma(y, v, method="EE", knha=True)
+    assert pytest.approx(q, rel=1e-12) == ee.Q
+    assert ee.Q_p == pytest.approx(stats.chi2.sf(q, 1), rel=1e-10)
+    assert ee.se == pytest.approx(math.sqrt(q / (1 / v[0] + 1 / v[1])), rel=1e-12)
+    lo, hi = rma(y, v, method="DL").tau2_ci
+    assert lo == 0.0
+    assert (y[0] - y[1]) ** 2 / (v.sum() + 2 * hi) == pytest.approx(stats.chi2.ppf(0.025, 1),
+                                                                     rel=1e-8)
+
+
+def test_identical_estimates_give_zero_q_and_i2() -> None:
+    """Exactly equal estimates and variances: Q = 0 exactly, and I^2 = 0 (not 0/0)."""
+    r = rma([0.5] * 4, [0.25] * 4, method="EE")
+    assert (r.Q, r.i2, r.h2) == (0.0, 0.0, 0.0)
