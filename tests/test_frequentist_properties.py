@@ -261,3 +261,12 @@ def test_identical_estimates_give_zero_q_and_i2() -> None:
     """Exactly equal estimates and variances: Q = 0 exactly, and I^2 = 0 (not 0/0)."""
     r = rma([0.5] * 4, [0.25] * 4, method="EE")
     assert (r.Q, r.i2, r.h2) == (0.0, 0.0, 0.0)
+
+
+def test_pseudo_r2_is_truncated_at_zero() -> None:
+    """A moderator unrelated to the effects can raise the residual tau^2 above the model
+    without moderators; metafor's pseudo-R^2 is then 0, not negative."""
+    noise = [-0.16, -0.48, 0.6, 0.04, -0.29, -0.78, -0.26, 0.01, -0.28, 1.29, 1.01, -2.71, -1.89]
+    r = rma(Y, V, noise, method="DL")
+    assert r.tau2 > rma(Y, V, method="DL").tau2
+    assert r.R2 == 0.0
