@@ -37,7 +37,8 @@ MODULES: dict[str, list[str]] = {
     "diagnostics": ["tests/test_gate.py"],
     "effects": ["tests/test_effects.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
-                           "tests/test_frequentist_estimators.py"],
+                           "tests/test_frequentist_estimators.py",
+                           "tests/test_frequentist_properties.py"],
     "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py"],
 }
 
@@ -151,6 +152,129 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
     "nutrimeta.diagnostics.x_summarise__mutmut_93": (
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_101": (
+        "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_113": (
+        "tau2, tau2_se, converged = _estimate_tau2(method, y_a, v_a, ",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_130": (
+        "fit = fit0 if tau2 == 0.0 else _Fit(tau2, y_a, v_a, Xd, None",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_53": (
+        "icpt = None",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_392": (
+        "base = _estimate_tau2(method, y_a, v_a, ones, None, _Fit(0.0",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_400": (
+        "base = _estimate_tau2(method, y_a, v_a, ones, False, _Fit(0.",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_405": (
+        "base = _estimate_tau2(method, y_a, v_a, ones, True, _Fit(0.0",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_412": (
+        "base = _estimate_tau2(method, y_a, v_a, ones, True, _Fit(0.0",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_2": (
+        "icpt = None",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_12": (
+        "f = fit0 if fit0 is not None else _Fit(0.0, y, vi, X, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_32": (
+        "t, f = start, _Fit(start, y, vi, X, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_97": (
+        "f = _Fit(t, y, vi, X, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__fisher_scoring__mutmut_15": (
+        "f = _Fit(tau2, y, v, X, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_125": (
+        "f = _Fit(tau2, y, v, X, None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__q_gen__mutmut_5": (
+        "return _Fit(tau2, y, vi, X, None).rss",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__tau2_likelihood__mutmut_15": (
+        "ll = _loglik_profile(grid, y, v, X, None, reml)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__tau2_likelihood__mutmut_87": (
+        "t, ok = _fisher_scoring(t0, y, v, X, None, reml)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__tau2_likelihood__mutmut_118": (
+        "lambda x: -float(_loglik_profile(np.array([x]), y, v, X, Non",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__tau2_likelihood__mutmut_140": (
+        "llt = float(_loglik_profile(np.array([t]), y, v, X, None, re",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_111": (
+        "tau2, converged = _tau2_likelihood(y, v, X, None, reml, star",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_404": (
+        "base = _estimate_tau2(method, y_a, v_a, ones, True, _Fit(0.0",
+        "the intercept-only fit does not read X"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_122": (
+        "fit = fit0 if (tau2 == 0.0) and False else _Fit(tau2, y_a, v",
+        "a refit at tau^2 = 0 equals the equal-effects fit"),
+    "nutrimeta.models.frequentist.x__loglik_profile__mutmut_24": (
+        "A = np.einsum(\"NK,KI,KJ->NIJ\", w, X, X)",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.frequentist.x__loglik_profile__mutmut_35": (
+        "rhs = np.einsum(\"NK,KI,K->NI\", w, X, y)",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.frequentist.x__tau2_he__mutmut_16": (
+        "h = np.einsum(\"KI,IJ,KJ->K\", X, G, X)",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.frequentist.xǁMetaResultǁto_dict__mutmut_5": (
+        "break",
+        "the private fields come last: break skips the same fields"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_44": (
+        "mods = mods[:, None] if (mods.ndim == 1) and False else mods",
+        "column_stack treats a 1-D moderator as a column"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_94": (
+        "list(coef_names) if coef_names is not None else [f\"mod{j + 1",
+        "names beyond p are never read"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_140": (
+        "raise ValueError(None)",
+        "unreachable: rma validates the method first"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_43": (
+        "trp = fit0.traces(X)[1]",
+        "PM: the bracketed root search reaches the same root from any start"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_49": (
+        "dl = max(1.0, (fit0.rss - df) / trp)",
+        "PM: the bracketed root search reaches the same root from any start"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_50": (
+        "dl = max(0.0, (fit0.rss - df) * trp)",
+        "PM: the bracketed root search reaches the same root from any start"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_51": (
+        "dl = max(0.0, (fit0.rss + df) / trp)",
+        "PM: the bracketed root search reaches the same root from any start"),
+    "nutrimeta.models.frequentist.xǁ_Fitǁdq__mutmut_3": (
+        "return +float(wr @ wr)",
+        "Newton is only an accelerator: bisection in the bracket reaches the same root"),
+    "nutrimeta.models.frequentist.x__fisher_scoring__mutmut_40": (
+        "if abs(step) <= tol:",
+        "< or <= against a float tolerance: equal only on an exact tie"),
+    "nutrimeta.models.frequentist.x__fisher_scoring__mutmut_46": (
+        "if abs(new - tau2) <= tol:",
+        "< or <= against a float tolerance: equal only on an exact tie"),
+    "nutrimeta.models.frequentist.x_egger_test__mutmut_113": (
+        "fit = rma(y_a, s_a**2, s_a, method=\"REML\", tau2_ci=None)",
+        "the Q-profile interval is computed only when read, and Egger never reads it"),
+    "nutrimeta.models.frequentist.x_egger_test__mutmut_118": (
+        "fit = rma(y_a, s_a**2, s_a, method=\"REML\", )",
+        "the Q-profile interval is computed only when read, and Egger never reads it"),
+    "nutrimeta.models.frequentist.x_egger_test__mutmut_123": (
+        "fit = rma(y_a, s_a**2, s_a, method=\"REML\", tau2_ci=True)",
+        "the Q-profile interval is computed only when read, and Egger never reads it"),
+    "nutrimeta.models.frequentist.x_egger_test__mutmut_117": (
+        "fit = rma(y_a, s_a**2, s_a, tau2_ci=False)",
+        "REML is rma's default method"),
+    "nutrimeta.models.frequentist.x_egger_test__mutmut_45": (
+        "coef, *_ = np.linalg.lstsq(A, Z, )",
+        "lstsq's rcond only sets the rank cut-off; the design has full rank"),
 }
 
 #: tests left out of every mutant run: sampled fits (retry ladder, Bayesian I^2) and the
