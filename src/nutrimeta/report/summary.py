@@ -222,16 +222,7 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
             if pm is not None:
                 comments.append(f"conventional analysis (complete reports, k = {o.k}): "
                                 f"{effect_text(o, pm[1])}")
-            if o.mid is not None:
-                comments.append(f"minimal important difference "
-                                f"{fmt(natural(o.mid, o.measure))}"
-                                f"{'' if natural_unit(o) == '%' else ' '}{natural_unit(o)}")
-            if o.moderator is not None:
-                comments.append(moderator_comment(o))
-            if unknown:
-                comments.append("participant count leaves out trials with unknown n")
-            if primary.k_trials < 10:
-                comments.append("publication bias not assessable with fewer than 10 trials")
+            comments += _mid_comment(o) + _closing_comments(o, unknown, primary.k_trials)
             rows.append({"outcome": oid, "label": o.label, "trials_participants": trials,
                          "effect": effect_text(o, primary.mu),
                          "certainty": str(s.get("certainty", "")),
@@ -252,20 +243,31 @@ def summary_rows(bundle: Bundle, sof: list[dict[str, Any]]) -> list[dict[str, An
                 hi = natural(m.prediction.q975, o.measure)
                 comments.append(f"95% prediction interval {fmt(lo)} to {fmt(hi)}")
             comments.append(f"model: {mid}")
-            if o.mid is not None:
-                comments.append(f"minimal important difference "
-                                f"{fmt(natural(o.mid, o.measure))}"
-                                f"{'' if natural_unit(o) == '%' else ' '}{natural_unit(o)}")
-        if o.moderator is not None:
-            comments.append(moderator_comment(o))
-        if unknown:
-            comments.append("participant count leaves out trials with unknown n")
-        if o.k < 10:
-            comments.append("publication bias not assessable with fewer than 10 trials")
+            comments += _mid_comment(o)
+        comments += _closing_comments(o, unknown, o.k)
         rows.append({"outcome": oid, "label": o.label, "trials_participants": trials,
                      "effect": effect, "certainty": certainty,
                      "downgrades": downgrades, "comments": "; ".join(comments)})
     return rows
+
+
+def _mid_comment(o: Any) -> list[str]:
+    """The minimal important difference in natural units, as a summary-of-findings comment."""
+    if o.mid is None:
+        return []
+    unit = natural_unit(o)
+    return [f"minimal important difference {fmt(natural(o.mid, o.measure))}"
+            f"{'' if unit == '%' else ' '}{unit}"]
+
+
+def _closing_comments(o: Any, unknown: int, k: int) -> list[str]:
+    """Moderator, unknown-n and small-study comments closing a summary-of-findings row."""
+    out = [moderator_comment(o)] if o.moderator is not None else []
+    if unknown:
+        out.append("participant count leaves out trials with unknown n")
+    if k < 10:
+        out.append("publication bias not assessable with fewer than 10 trials")
+    return out
 
 
 def moderator_comment(o: OutcomeResult) -> str:
