@@ -276,3 +276,27 @@ def test_shipped_outcomes_carry_all_reports_sensitivity() -> None:
             assert set(ar.fragile) <= {c.study_id for c in ar.contributions
                                        if c.route != "full"}, o.id
     assert ok >= 8
+
+
+def test_precise_null_reads_as_little_or_no_difference() -> None:
+    """GRADE plain language: a high- or moderate-certainty interval inside (-MID, MID) is
+    "little or no difference", not "uncertain"; wider intervals or lower certainty stay
+    uncertain."""
+    raw = json.loads(FIXTURE_BUNDLE.read_text(encoding="utf-8"))
+    o = raw["outcomes"]["free_testosterone"]
+    mid = abs(o["mid"])
+    o["analyses"] = {"all_reports": {
+        "k_trials": 5, "status": "ok", "n_randomised": 300.0,
+        "mu": {"mean": 0.1 * mid, "q025": -0.5 * mid, "q975": 0.7 * mid,
+               "p_benefit": {"quantity": "mu", "relation": ">", "threshold": 0.0,
+                             "value": 0.7}}}}
+    b = Bundle.model_validate(raw)
+    assert summ.outcome_sentence(b, "free_testosterone", "high").startswith(
+        "Zinc makes little or no difference to free testosterone")
+    assert summ.outcome_sentence(b, "free_testosterone", "moderate").startswith(
+        "Zinc probably makes little or no difference to free testosterone")
+    assert summ.outcome_sentence(b, "free_testosterone", "low").startswith(
+        "It is uncertain whether zinc raises")
+    b.outcomes["free_testosterone"].analyses["all_reports"].mu.q975 = 1.2 * mid
+    assert summ.outcome_sentence(b, "free_testosterone", "high").startswith(
+        "It is uncertain whether zinc raises")

@@ -113,7 +113,8 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
                        f"; the answer hangs on one rescued row ({primary.fragile[0]})")
         if k < rule.min_trials:
             return f"{trials}: too few to say whether {nutrient} {_verb(o)} {label_l}{cert}."
-        return _verdict_sentence(o, nutrient, label_l, p, eff, trials, certainty, rule)
+        return _verdict_sentence(o, nutrient, label_l, p, eff, trials, certainty, rule,
+                                 (primary.mu.q025, primary.mu.q975))
     if o.k == 0:
         return (f"No randomised trial reported {label_l} with numbers that can be pooled "
                 f"(0 poolable trials): no estimate{cert and '; certainty not assessable'}.")
@@ -131,9 +132,21 @@ def outcome_sentence(bundle: Bundle, oid: str, certainty: str | None) -> str:
 
 
 def _verdict_sentence(o: OutcomeResult, nutrient: str, label_l: str, p: float, eff: str,
-                      trials: str, certainty: str | None, rule: Any) -> str:
-    """The plain sentence for an outcome with enough trials, by the verdict rule's levels."""
+                      trials: str, certainty: str | None, rule: Any,
+                      interval: tuple[float, float] | None = None) -> str:
+    """The plain sentence for an outcome with enough trials, by the verdict rule's levels.
+
+    With high or moderate certainty and a 95% interval inside (-MID, MID) (``interval`` on the
+    analysis scale), the plain-language wording of GRADE for a precise null result is used:
+    "makes little or no difference" (Santesso et al. 2020), not "it is uncertain"."""
     cert = f"; {certainty} certainty" if certainty else ""
+    if (interval is not None and o.mid is not None and certainty in ("high", "moderate")
+            and -abs(o.mid) < interval[0] and interval[1] < abs(o.mid)
+            and p < rule.supported_at):
+        hedge = CERTAINTY_WORDS[certainty]
+        verb = "make" if hedge == "may " else "makes"
+        return (f"{nutrient.capitalize()} {hedge}{verb} little or no difference to {label_l}: "
+                f"{eff}; {trials}{cert}.")
     if p >= rule.supported_at:
         hedge = CERTAINTY_WORDS.get(certainty or "", "")
         verb = _verb(o)[:-1] if hedge == "may " else _verb(o)  # "may raise", "probably raises"
