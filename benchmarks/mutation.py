@@ -38,7 +38,8 @@ MODULES: dict[str, list[str]] = {
     "effects": ["tests/test_effects.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
                            "tests/test_frequentist_estimators.py",
-                           "tests/test_frequentist_properties.py"],
+                           "tests/test_frequentist_properties.py",
+                           "tests/test_frequentist_edge_cases.py"],
     "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py"],
 }
 
@@ -275,6 +276,40 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.models.frequentist.x_egger_test__mutmut_45": (
         "coef, *_ = np.linalg.lstsq(A, Z, )",
         "lstsq's rcond only sets the rank cut-off; the design has full rank"),
+    "nutrimeta.models.frequentist.x__is_intercept__mutmut_5": (
+        "return X.shape[1] == 1 and bool(None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__is_intercept__mutmut_6": (
+        "return X.shape[1] == 1 and bool(np.all(None))",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.frequentist.x__is_intercept__mutmut_9": (
+        "bool(np.all(X[:, 0] == 2.0))",
+        "only Q is read: a constant column spans the intercept's space, Q is the same"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_23": (
+        "lo, hi, t = 0.0, 1e+300, 0.0", "1e+300 and 1e300 are the same float"),
+    "nutrimeta.models.frequentist.x__solve_q__mutmut_66": (
+        "if hi < 1e+300 else", "1e+300 and 1e300 are the same float"),
+    "nutrimeta.models.frequentist.x__tau2_grid__mutmut_16": (
+        "if not hi > 0 and not lo > 0:",
+        "v > 0, so lo = 1e-4 min(v, hi) is positive exactly when hi is"),
+    "nutrimeta.models.frequentist.x__tau2_grid__mutmut_18": (
+        "if not hi >= 0 or not lo > 0:",
+        "v > 0, so lo = 1e-4 min(v, hi) is positive exactly when hi is"),
+    "nutrimeta.models.frequentist.x__tau2_grid__mutmut_21": (
+        "if not hi > 0 or not lo >= 0:",
+        "v > 0, so lo = 1e-4 min(v, hi) is positive exactly when hi is"),
+    "nutrimeta.models.frequentist.x_rma__mutmut_229": (
+        "(qe - df_res) / qe) if qe > 1 else 0.0",
+        "0 < Q <= 1 <= df: I^2 is truncated to 0 either way"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_58": (
+        "tau2 = _solve_q(df, y, v, X, start=dl, fit0=None)",
+        "PM: the fit at tau^2 = 0 is recomputed identically when not passed"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_64": (
+        "tau2 = _solve_q(df, y, v, X, start=dl, )",
+        "PM: the fit at tau^2 = 0 is recomputed identically when not passed"),
+    "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_63": (
+        "tau2 = _solve_q(df, y, v, X, fit0=fit0)",
+        "PM: the bracketed root search reaches the same root from any start"),
 }
 
 #: tests left out of every mutant run: sampled fits (retry ladder, Bayesian I^2) and the

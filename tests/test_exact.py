@@ -11,12 +11,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from nutrimeta.models.exact import TauPrior, exact_posterior, typical_within_variance
+from nutrimeta.models.exact import (
+    TauPrior,
+    _gauss_legendre,
+    exact_posterior,
+    typical_within_variance,
+)
 from nutrimeta.models.frequentist import rma
 from nutrimeta.reference_data import EIGHT_SCHOOLS, bcg_data
 
 Y8 = np.array(EIGHT_SCHOOLS["y"])
 S8 = np.array(EIGHT_SCHOOLS["sigma"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_quadrature_rules():
+    """Each test computes its Gauss-Legendre rules afresh rather than reading cached ones
+    (a cache filled before a mutation test forks would hide mutants of the rule)."""
+    _gauss_legendre.cache_clear()
+    yield
+    _gauss_legendre.cache_clear()
 
 
 def _trapz_weights(x: np.ndarray) -> np.ndarray:
