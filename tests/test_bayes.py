@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 
 from nutrimeta.diagnostics import Thresholds, check, summarise
+from nutrimeta.models import quadrature
 from nutrimeta.models.bayes import (
     MODEL_KINDS,
     TAU_FAMILIES,
@@ -33,6 +34,7 @@ from nutrimeta.models.fitting import (
     save_posterior,
 )
 from nutrimeta.schema import STATUS_CATEGORIES
+from test_quadrature import agree  # quadrature vs NUTS within Monte Carlo error
 
 N_MCSE = 4.0
 PROBS = (0.05, 0.5, 0.95)
@@ -380,10 +382,13 @@ def test_refitter_rejects_structural_change(re_refitter):
         re_refitter.fit(priors=Priors(tau_family="half_cauchy"))
 
 
-def test_save_and_load_roundtrip(eight_schools_fit, tmp_path):
-    """A saved posterior loads back with the same draws, data and provenance attributes."""
-    path = save_posterior(eight_schools_fit, tmp_path / "fits" / "re.nc")
+@pytest.mark.parametrize("groups", [False, True])
+def test_save_and_load_roundtrip(eight_schools_fit, tmp_path, groups):
+    """A saved posterior loads back with the same draws, data and provenance attributes
+    (netCDF-3 with flattened group names, the default, and netCDF-4 groups)."""
+    path = save_posterior(eight_schools_fit, tmp_path / "fits" / "re.nc", groups=groups)
     assert path.exists() and not list(path.parent.glob("*.tmp"))
+    assert (path.read_bytes()[:3] == b"CDF") is not groups
     back = load_posterior(path)
     for group in ("posterior", "sample_stats", "observed_data", "constant_data"):
         xr.testing.assert_allclose(back[group].to_dataset(),
@@ -466,6 +471,12 @@ def test_other_kinds_sample_cleanly(kind, moderator, seed, regression_priors, sa
     if kind == "meta_regression_category":
         # effects fall with baseline level: deficient > replete
         assert _above(_mc(dt, "deficient_minus_replete", "q0.025"), 0.0)
+        # the quadrature path of the same model gives the same posterior
+        fitted = quadrature.fit(data, regression_priors, kind, seed=seed)
+        assert fitted is not None and fitted.passed
+        for var in ("mu", "tau", "sigma_category", "deficient_minus_replete"):
+            agree(fitted.tree, dt, var)
+        agree(fitted.tree, dt, "effect_category", category="marginal")
     elif kind == "all_evidence":
         for design in ("controlled_nonrandomised", "single_arm_prepost"):
             assert _above(_mc(dt, "bias", "mean", design=design), 0.3)

@@ -222,7 +222,7 @@ def prepare_model(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpe
 def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
                 fits_dir: Path, provenance: dict[str, Any]) -> ModelResult:
     """Fit one PyMC model, gate it on its diagnostics, save its posterior, summarise it."""
-    from nutrimeta.models.fitting import SamplerSettings, fit_with_retries, save_posterior
+    from nutrimeta.models.fitting import SamplerSettings, save_posterior
 
     entry: dict[str, Any] = {"model": kind, "description": MODEL_DESCRIPTIONS[kind],
                              "k": n_trials(df)}
@@ -236,20 +236,15 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
     sampler = SamplerSettings(chains=spec.sampler.chains, draws=spec.sampler.draws,
                               tune=spec.sampler.tune, target_accept=spec.sampler.target_accept)
     start = time.perf_counter()
-    refitter = compiled_model(data, priors, build_kind, kind == "all_evidence", sampler)
     seed = spec.seed + sum(map(ord, f"{o.id}/{kind}"))
+    moderated = kind == "all_evidence"
     attrs = {**provenance, "evidence_base": spec.evidence_base, "outcome": o.id, "model": kind,
              "seed": seed, "sampler": sampler.to_dict(), "priors": priors.to_dict(),
              "spec": spec.to_dict()}
-    names = [v for v in ("mu", "tau", "slope", "effect_deficient", "effect_replete",
-                         "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
-                         "effect_category") if v in refitter.model.named_vars]
-    checked = [n for n in names if n != "theta_new"]
-    # declared escalating retries (fit_with_retries); every attempt is recorded
-    dt, diag, attempts = fit_with_retries(
-        refitter, data, priors, seed, attrs=attrs,
-        check=lambda fitted: diagnostics.check(fitted, var_names=checked))
+    dt, diag, attempts = _posterior_draws(data, priors, build_kind, moderated, sampler, seed,
+                                          attrs)
     seconds = time.perf_counter() - start
+    names = [v for v in POSTERIOR_SUMMARIES if v in dt.posterior]
     summ = diagnostics.summarise(dt, names)
     path = fits_dir / f"{kind}.nc"
     save_posterior(dt, path)
@@ -286,6 +281,46 @@ def bayes_entry(kind: str, df: pd.DataFrame, spec: AnalysisSpec, o: OutcomeSpec,
             # the band only where the data inform it (no band when the slope is not estimable)
             out["regression_line"] = _regression_line(post, spec, df)
     return ModelResult.model_validate(clean_json(out))
+
+
+#: Posterior quantities summarised in the results (those a model has)
+POSTERIOR_SUMMARIES = ("mu", "tau", "slope", "effect_deficient", "effect_replete",
+                       "deficient_minus_replete", "theta_new", "i2", "bias", "extra_sd",
+                       "effect_category")
+
+
+def _posterior_draws(data: Any, priors: Any, build_kind: str, moderated: bool, sampler: Any,
+                     seed: int, attrs: dict[str, Any]) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Posterior draws of one model, its gate result and every attempt.
+
+    By quadrature where the model has that path and its integration error is within
+    tolerance (no compilation, independent draws; :mod:`nutrimeta.models.quadrature`), else
+    sampled with NUTS and the declared escalating retries
+    (:func:`~nutrimeta.models.fitting.fit_with_retries`). Every attempt is recorded."""
+    from nutrimeta.models import quadrature
+    from nutrimeta.models.fitting import fit_with_retries
+
+    attempts: list[dict[str, Any]] = []
+    qfit = quadrature.fit(data, priors, build_kind, moderator=moderated, seed=seed,
+                          chains=sampler.chains, draws=sampler.draws, attrs=attrs)
+    if qfit is not None:
+        attempts.append({"attempt": 1, "sampler": qfit.settings(), "parameterisation":
+                         "quadrature", "passed": qfit.passed, "diagnostics": qfit.to_dict(),
+                         "problems": qfit.problems})
+        if qfit.passed:
+            qfit.tree.attrs["sampling_attempts"] = attempts
+            return qfit.tree, qfit, attempts
+    refitter = compiled_model(data, priors, build_kind, moderated, sampler)
+    checked = [v for v in POSTERIOR_SUMMARIES if v != "theta_new"
+               and v in refitter.model.named_vars]
+    dt, diag, sampled = fit_with_retries(
+        refitter, data, priors, seed, attrs=attrs,
+        check=lambda fitted: diagnostics.check(fitted, var_names=checked))
+    for a in sampled:
+        a["attempt"] += len(attempts)
+    attempts += sampled
+    dt.attrs["sampling_attempts"] = attempts
+    return dt, diag, attempts
 
 
 def moderator_estimability(post: Any, priors: Any, df: pd.DataFrame, spec: AnalysisSpec

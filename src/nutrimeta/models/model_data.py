@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from nutrimeta.schema import DESIGNS, EVIDENCE_BASES, STATUS_CATEGORIES
 
@@ -269,3 +270,30 @@ def _codes(values: list[str], levels: tuple[str, ...], default: str | None) -> n
             v = default
         codes.append(levels.index(v))
     return np.array(codes, dtype=np.int64)
+
+
+#: Model inputs stored as observed data (the rest are constant data)
+OBSERVED_INPUTS = ("y", "se")
+
+
+def data_groups(
+    values: Mapping[str, np.ndarray],
+    dims: Mapping[str, tuple[str, ...]],
+    coords: Mapping[str, list[str]],
+) -> dict[str, xr.Dataset]:
+    """The ``observed_data`` and ``constant_data`` groups of a fit from its model inputs."""
+
+    def ds(names: list[str]) -> xr.Dataset:
+        arrays = {}
+        for k in names:
+            v = np.asarray(values[k])
+            kd = tuple(dims.get(k, ())) or tuple(f"{k}_dim_{i}" for i in range(v.ndim))
+            c = {d: coords[d] for d in kd if d in coords and len(coords[d]) == v.shape[
+                kd.index(d)]}
+            arrays[k] = xr.DataArray(v, dims=kd, coords=c)
+        return xr.Dataset(arrays)
+
+    return {
+        "observed_data": ds([k for k in OBSERVED_INPUTS if k in values]),
+        "constant_data": ds([k for k in values if k not in OBSERVED_INPUTS]),
+    }

@@ -99,7 +99,16 @@ def methods_text(bundle: Bundle, effects: pd.DataFrame,
     if parts:
         paras.append("Sensitivity analyses (exact random-effects posterior): "
                      + "; ".join(parts) + ".")
-    paras.append(f"Sampling: {describe(prov.sampler)}; seed {prov.seed}. "
+    from nutrimeta.models.quadrature import TOLERANCE as QUADRATURE_TOLERANCE
+
+    paras.append("Posterior computation: models with at most three hyperparameters besides "
+                 "the location parameters (the meta-regressions, the category model and the "
+                 "all-designs model with at most one non-randomised design) are computed by "
+                 "quadrature: the location parameters are integrated in closed form, the "
+                 "hyperparameters on a grid, and independent draws are taken; a fit whose "
+                 "integration error (change against half the grid resolution) exceeds "
+                 f"{QUADRATURE_TOLERANCE:g} posterior SDs is sampled instead. "
+                 f"Sampled models: {describe(prov.sampler)}; seed {prov.seed}. "
                  "Fits are flagged when R-hat, effective sample sizes, divergences or "
                  "E-BFMI fail their thresholds (diagnostics section).")
     paras.append("Frequentist random-effects estimates (REML and DerSimonian-Laird) are shown for "

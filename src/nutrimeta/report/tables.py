@@ -234,20 +234,33 @@ def sensitivity(bundle: Bundle) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["outcome", *cols])
 
 
+def _method(model: str, d: Any) -> str | None:
+    """How a posterior was computed: by quadrature (no sampling) or by NUTS."""
+    if d is None:
+        return None
+    if model == "exact" or getattr(d, "method", None) == "quadrature":
+        return "quadrature"
+    return "NUTS"
+
+
 def diagnostics(bundle: Bundle) -> pd.DataFrame:
-    """Sampler diagnostics per fit."""
-    cols = ["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min", "passed"]
+    """Diagnostics per fit: R-hat, ESS, divergences and E-BFMI of sampled fits; the
+    integration error (in posterior SDs, against half the grid resolution) of quadrature
+    fits."""
+    cols = ["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min",
+            "integration_error", "passed"]
     rows = []
     for oid, o in bundle.outcomes.items():
         for mid, m in o.models.items():
             d = m.diagnostics
             rows.append({"outcome": oid, "model": mid, "status": m.status,
+                         "method": _method(mid, d),
                          **{c: getattr(d, c) if d is not None else None for c in cols},
                          "problems": "; ".join(d.problems if d is not None else [])
                          or (m.reason or ""),
                          "fit_seconds": m.fit_seconds})
-    return pd.DataFrame(rows, columns=["outcome", "model", "status", *cols, "problems",
-                                       "fit_seconds"])
+    return pd.DataFrame(rows, columns=["outcome", "model", "status", "method", *cols,
+                                       "problems", "fit_seconds"])
 
 
 def failed_fits(bundle: Bundle) -> list[dict[str, str]]:
