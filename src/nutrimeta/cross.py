@@ -52,8 +52,12 @@ def _pair_frame(ev: Evidence, spec: AnalysisSpec) -> tuple[pd.DataFrame, str]:
 
 
 def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
-                       build_dir: Path, echo: Any) -> dict[str, Any]:
-    """Fit the cross-nutrient slope model when at least two pairs have enough trials."""
+                       build_dir: Path, echo: Any,
+                       multivariate: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fit the cross-nutrient slope model when at least two pairs have enough trials.
+
+    ``multivariate``: the multivariate fits (:func:`multivariate_fits`) when they were run
+    elsewhere (in another process); else they are run here."""
     frames: list[pd.DataFrame] = []
     pairs: list[dict[str, Any]] = []
     for spec in specs:
@@ -64,7 +68,8 @@ def fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
     base = {"title": "Cross-nutrient synthesis: does deficiency modify the effect alike?",
             "measure": "Hedges' g, signed so that positive = hypothesised benefit",
             "moderator": MODERATOR_TEXT, "slopes": pairs,
-            "multivariate": multivariate_fits(specs, ev, echo)}
+            "multivariate": multivariate_fits(specs, ev, echo) if multivariate is None
+            else multivariate}
     if len(frames) < MIN_PAIRS:
         return {**base, "status": "skipped",
                 "reason": f"needs at least {MIN_PAIRS} nutrient–hormone pairs with "

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,8 @@ def planned_fits(specs: list[AnalysisSpec]) -> int:
 def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool = False,
              echo: Echo = print, bases: Sequence[str] | None = None,
              outcomes: Sequence[str] | None = None, ev: Evidence | None = None,
-             pool: ProcessPoolExecutor | None = None) -> Iterator[str]:
+             pool: ProcessPoolExecutor | None = None,
+             before_cross: Callable[[bool], None] | None = None) -> Iterator[str]:
     """Fit every spec whose inputs changed; yield one line per evidence base.
 
     ``bases`` restricts the fits to those evidence bases; ``outcomes`` to those outcomes,
@@ -115,9 +116,10 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
     then left as it is. An unknown base or outcome, or a bundle the outcomes cannot be merged
     into, is a ValueError raised before anything is fitted. ``ev``: the evidence already
     loaded (else it is loaded and validated here). The cross-nutrient fits need no bundle:
-    with two or more bases they run in a worker process (``pool``, else one started here
-    when a second core is available) beside the evidence-base fits, which compile
-    single-threaded."""
+    with two or more bases they run in two worker processes (``pool``, else started here
+    when a second core is available) beside the evidence-base fits. ``before_cross`` is
+    called after the evidence-base fits and before waiting for the cross-nutrient ones
+    (with whether they are done), e.g. to render the evidence-base reports meanwhile."""
     from nutrimeta import outcome_refit
 
     ev = load_valid(data_dir) if ev is None else ev
@@ -147,12 +149,13 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
                "--base or --outcome)")
         return
     own_pool = None
-    cross_job = None
+    cross_jobs: list[Future[tuple[Any, list[str]]]] = []
     if not bases and len(specs) >= 2:
         if pool is None:
             pool = own_pool = worker_pool()
-        if pool is not None:
-            cross_job = pool.submit(_cross_nutrient_worker, data_dir, analyses_dir, build_dir)
+        if pool is not None:  # the multivariate model in one worker, the slope model in another
+            cross_jobs = [pool.submit(_cross_nutrient_worker, part, specs, ev, data_dir,
+                                      build_dir) for part in ("multivariate", "pooled")]
     try:
         for spec in specs:
             yield _fit_one(ev, spec, data_dir, build_dir, force, echo)
@@ -160,10 +163,14 @@ def run_fits(data_dir: Path, analyses_dir: Path, build_dir: Path, *, force: bool
             yield ("cross_nutrient: not refitted (an evidence base or outcome was selected "
                    "with --base or --outcome)")
             return
-        if cross_job is not None:
-            result, lines = cross_job.result()
-            for line in lines:
+        if before_cross is not None:
+            before_cross(all(job.done() for job in cross_jobs))
+        if cross_jobs:
+            (multivariate, mv_lines), (pooled, lines) = (job.result() for job in cross_jobs)
+            for line in mv_lines + lines:
                 echo(line)
+            result = CrossNutrientResult.model_validate(clean_json(
+                {**pooled, "multivariate": multivariate}))
         else:
             result = _fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)
         yield _write_cross_nutrient(build_dir, result)
@@ -209,13 +216,18 @@ def _fit_cross_nutrient(specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
         fit_cross_nutrient(specs, ev, data_dir, build_dir, echo)))
 
 
-def _cross_nutrient_worker(data_dir: Path, analyses_dir: Path, build_dir: Path
-                           ) -> tuple[CrossNutrientResult, list[str]]:
-    """The cross-nutrient fits in a worker process: the result and its progress lines."""
+def _cross_nutrient_worker(part: str, specs: list[AnalysisSpec], ev: Evidence, data_dir: Path,
+                           build_dir: Path) -> tuple[Any, list[str]]:
+    """One part of the cross-nutrient synthesis in a worker process, and its progress lines:
+    ``"multivariate"``, the multivariate model's fits; ``"pooled"``, the partially pooled
+    slope model (the bundle without the multivariate fits). Each part compiles its own
+    model, so the two run side by side."""
+    from nutrimeta.cross import fit_cross_nutrient, multivariate_fits
+
     lines: list[str] = []
-    result = _fit_cross_nutrient(load_specs(analyses_dir), load_valid(data_dir), data_dir,
-                                 build_dir, lines.append)
-    return result, lines
+    if part == "multivariate":
+        return multivariate_fits(specs, ev, lines.append), lines
+    return fit_cross_nutrient(specs, ev, data_dir, build_dir, lines.append, multivariate=[]), lines
 
 
 def _write_cross_nutrient(build_dir: Path, result: CrossNutrientResult) -> str:
@@ -234,14 +246,15 @@ def bundle_paths(build_dir: Path) -> list[Path]:
 def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
                 bases: Sequence[str] | None = None,
-                outcomes: Sequence[str] | None = None, ev: Evidence | None = None
-                ) -> list[Path]:
+                outcomes: Sequence[str] | None = None, ev: Evidence | None = None,
+                workers: int | None = None, index: bool = True) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
     saved files only; ``ev``: the evidence already loaded). With ``outcomes``, each base
     holding a named outcome gets a report on those outcomes only, in
     ``reports/<base>/outcomes/<outcome>[+<outcome>…]/`` (the full report and the index are
     left as they are). The bases are rendered in parallel processes
-    (:func:`~nutrimeta.report.render.render_evidence_bases`)."""
+    (:func:`~nutrimeta.report.render.render_evidence_bases`; ``workers`` processes, default
+    two on two or more cores); ``index=False`` leaves the index page out."""
     from nutrimeta.report import render_evidence_bases, render_index
     from nutrimeta.report.changes import living_sections
 
@@ -282,20 +295,22 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
             check_findings=build_dir / "check" / "findings.json",
             references_bib=data_dir / base / "references.bib", outcomes=wanted or None,
             risk_of_bias_csv=data_dir / base / "risk_of_bias.csv"))
-    written = render_evidence_bases(jobs)
-    if not outcomes:
+    written = render_evidence_bases(jobs, workers)
+    if not outcomes and index:
         written.append(render_index(bundles, reports_dir))
     return written
 
 
 def worker_pool() -> ProcessPoolExecutor | None:
-    """One worker process beside this one when a second core is available, else None.
+    """Two worker processes beside this one when a second core is available, else None:
+    the two cross-nutrient models compile (seconds each) while this process fits the
+    evidence bases by quadrature and renders their reports.
 
     Started with ``spawn`` (a forked copy of a process running numba and the sampler's
     threads is not safe)."""
     if _cpus() < 2:
         return None
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
@@ -312,16 +327,31 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
     pool = worker_pool()
+    early: list[Path] = []
+
+    def base_reports(cross_done: bool) -> None:
+        # the evidence-base reports need no cross-nutrient result: rendered here while the
+        # workers fit it (in one process while they are busy, else in two)
+        early.extend(run_reports(data_dir, build_dir, reports_dir, bases=bases,
+                                 outcomes=outcomes, ev=ev, index=False,
+                                 workers=None if cross_done else 1))
+
     try:
         for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
                              echo=fit_echo or echo, bases=bases, outcomes=outcomes, ev=ev,
-                             pool=pool):
+                             pool=pool, before_cross=base_reports):
             echo(line)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    for path in run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes,
-                            ev=ev):
+    if early:
+        from nutrimeta.report import render_index
+
+        written = [*early, render_index(bundle_paths(build_dir), reports_dir)]
+    else:
+        written = run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes,
+                              ev=ev)
+    for path in written:
         echo(f"wrote {path}")
     failed = _failed_fits(build_dir)
     if failed:
