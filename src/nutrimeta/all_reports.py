@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nutrimeta.models import partial
 from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.partial import (
-    PARTIAL_SAMPLER,
     ROUTES,
     CellReport,
     Contribution,
@@ -271,7 +271,7 @@ def _for_outcome(prepared: _Rows, spec_outcome: Mapping[str, Any]) -> dict[str, 
         g = grid_posterior(contribs, priors, **dict(spec_outcome.get("grid", {})))
         result["posterior"] = {**g.summary(), "method": "grid"}
     else:
-        sampler = spec_outcome.get("sampler") or PARTIAL_SAMPLER
+        sampler = spec_outcome.get("sampler") or partial.PARTIAL_SAMPLER
         fitted = fit_partial(contribs, priors, sampler, int(spec_outcome.get("seed", 0)))
         result["posterior"] = {**fitted.summary(), "method": "nuts"}
     return result

@@ -51,17 +51,18 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
-from pymc.distributions.dist_math import log_diff_normal_cdf, normal_lcdf
 from scipy import special, stats
 
 from nutrimeta import conversions as cv
-from nutrimeta.models.fitting import SamplerSettings, fit
+
+if TYPE_CHECKING:  # PyMC, PyTensor and the sampler are imported where a model is built
+    import pymc as pm
+
+    from nutrimeta.models.fitting import SamplerSettings
 
 __all__ = [
     "PARTIAL_SAMPLER",
@@ -410,6 +411,10 @@ def _arrays(contribs: Sequence[Contribution]) -> _Arrays:
 
 def build_partial_model(contribs: Sequence[Contribution], priors: PartialPriors) -> pm.Model:
     """PyMC model of the all-reports likelihood (``theta`` integrated out analytically)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.dist_math import log_diff_normal_cdf, normal_lcdf
+
     if not contribs:
         raise ValueError("no contributions")
     a = _arrays(contribs)
@@ -490,9 +495,20 @@ def contribution_table(contribs: Sequence[Contribution]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Default sampler of the all-reports model: the censored terms leave an occasional
-#: divergence in the tails at a target acceptance of 0.95; 0.99 removes them.
-PARTIAL_SAMPLER = SamplerSettings(target_accept=0.99)
+#: Default sampler of the all-reports model (made on first use by ``__getattr__``: it needs
+#: the sampler's module): the censored terms leave an occasional divergence in the tails at
+#: a target acceptance of 0.95; 0.99 removes them.
+PARTIAL_SAMPLER: SamplerSettings
+
+
+def __getattr__(name: str) -> Any:
+    """``PARTIAL_SAMPLER``, made on first use (it needs the sampler's module)."""
+    if name == "PARTIAL_SAMPLER":
+        from nutrimeta.models.fitting import SamplerSettings
+
+        globals()[name] = SamplerSettings(target_accept=0.99)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fit_partial(
@@ -502,8 +518,10 @@ def fit_partial(
     seed: int = 0,
 ) -> PartialFit:
     """Sample the all-reports posterior (nutpie via :func:`nutrimeta.models.fitting.fit`)."""
+    from nutrimeta.models.fitting import fit
+
     model = build_partial_model(contribs, priors)
-    dt = fit(model, sampler or PARTIAL_SAMPLER, seed,
+    dt = fit(model, sampler or __getattr__("PARTIAL_SAMPLER"), seed,
              attrs={"kind": "all_reports", "priors": priors.to_dict()})
     return PartialFit(dt, contribution_table(contribs), priors)
 
