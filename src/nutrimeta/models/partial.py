@@ -48,6 +48,7 @@ imputation; here the same information enters the likelihood exactly as a censore
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -648,6 +649,7 @@ def _remember(key: str, term: np.ndarray) -> None:
 #: nothing), and the grid is deterministic.
 _GRIDS: OrderedDict[str, GridPosterior] = OrderedDict()
 _GRIDS_MAX = 256  # a few kB each
+_GRIDS_LOCK = threading.Lock()  # a simulation study may run grids in threads
 
 
 def grid_posterior(
@@ -674,17 +676,19 @@ def grid_posterior(
                          "(learn_sd=False)")
     # repr, not hash: a nan field of a Contribution never equals itself
     result_key = repr((tuple(contribs), priors, n_mu, n_tau, n_sd, mu_range, tau_max))
-    done = _GRIDS.get(result_key)
-    if done is not None:
-        _GRIDS.move_to_end(result_key)
-        return done
+    with _GRIDS_LOCK:
+        done = _GRIDS.get(result_key)
+        if done is not None:
+            _GRIDS.move_to_end(result_key)
+            return done
     out = _grid_posterior(contribs, priors, n_mu=n_mu, n_tau=n_tau, n_sd=n_sd,
                           mu_range=mu_range, tau_max=tau_max)
     for a in (out.mu_grid, out.tau_grid, out.mu_pmf, out.tau_pmf):
         a.flags.writeable = False
-    _GRIDS[result_key] = out
-    while len(_GRIDS) > _GRIDS_MAX:
-        _GRIDS.popitem(last=False)
+    with _GRIDS_LOCK:
+        _GRIDS[result_key] = out
+        while len(_GRIDS) > _GRIDS_MAX:
+            _GRIDS.popitem(last=False)
     return out
 
 
