@@ -122,6 +122,60 @@ def test_grid_likelihood_of_one_censored_trial_matches_direct_integration() -> N
     assert quad == pytest.approx(direct, rel=1e-5)
 
 
+@pytest.mark.parametrize("contrib", [
+    Contribution("x", "latent_sd", estimate=0.7, n1=9, n2=11, df=18),
+    Contribution("x", "censored_threshold", direction=-1, alpha=0.05, n1=9, n2=11, df=18),
+    Contribution("x", "censored_ns", alpha=0.05, n1=9, n2=11, df=18),
+    Contribution("x", "sign", direction=1, n1=9, n2=11),
+])
+def test_latent_term_is_the_general_path_bit_for_bit(contrib: Contribution) -> None:
+    """The in-place path of a contribution with a latent SE: identical to the general path
+    and equal to the quadrature sum of the route's probability written out with scipy."""
+    from nutrimeta.models.partial import _latent_term, _log_terms, _logsumexp0
+
+    c = contrib
+    x, w = np.polynomial.hermite_e.hermegauss(16)
+    logw = np.log(w / w.sum())[:, None, None]
+    se = np.exp(0.2 + 0.4 * x)[:, None, None] * c.se_factor
+    mu = np.linspace(-3.0, 3.0, 41)[None, :, None]
+    tau = np.linspace(0.01, 2.0, 13)[None, None, :]
+    fast = _latent_term(c, mu, tau, se, logw)
+    assert np.array_equal(fast, _logsumexp0(_log_terms(c, mu, tau, se) + logw))
+    s = np.sqrt(se**2 + tau**2)
+    y = stats.norm(mu, s)
+    lik = {"latent_sd": lambda: y.pdf(c.estimate),
+           "censored_threshold": lambda: y.cdf(-c.crit * se),  # a decrease beyond -crit se
+           "censored_ns": lambda: y.cdf(c.crit * se) - y.cdf(-c.crit * se),
+           "sign": lambda: y.sf(0.0)}[c.route]()
+    direct = np.log(np.sum(np.exp(logw) * lik, axis=0))
+    np.testing.assert_allclose(fast, direct, rtol=1e-9)
+
+
+def test_grid_posterior_cache_gives_the_uncached_result() -> None:
+    from nutrimeta.models import partial
+
+    pri = PartialPriors(unit_sd=1.0, tau_scale=0.5, log_sd_spread=0.3, learn_sd=False)
+    contribs = [Contribution("a", "full", estimate=0.4, se=0.3),
+                Contribution("b", "latent_sd", estimate=0.9, n1=10, n2=12, df=20),
+                Contribution("c", "sign", direction=-1, n1=8, n2=8, df=14)]
+    partial._GRIDS.clear()
+    partial._TERMS.clear()
+    first = grid_posterior(contribs, pri, n_mu=61, n_tau=20, n_sd=8)
+    again = grid_posterior(list(contribs), pri, n_mu=61, n_tau=20, n_sd=8)
+    assert again is first and not first.mu_pmf.flags.writeable
+    partial._GRIDS.clear()
+    partial._TERMS.clear()
+    fresh = grid_posterior(contribs, pri, n_mu=61, n_tau=20, n_sd=8)
+    assert fresh is not first
+    for name in ("mu_grid", "tau_grid", "mu_pmf", "tau_pmf"):
+        assert np.array_equal(getattr(fresh, name), getattr(first, name))
+    # another estimate is another posterior, not a cache hit
+    moved = [contribs[0], Contribution("b", "latent_sd", estimate=-0.9, n1=10, n2=12, df=20),
+             contribs[2]]
+    other = grid_posterior(moved, pri, n_mu=61, n_tau=20, n_sd=8)
+    assert other.summary()["mu"]["mean"] < first.summary()["mu"]["mean"]
+
+
 # ----------------------------------------------------------------------------- oracle
 
 ORACLE_PRIORS = PartialPriors(unit_sd=1.0, mu_sd=1.0, tau_scale=0.5, log_sd_spread=0.3,
@@ -201,3 +255,18 @@ def test_log_sd_prior_is_learned_from_reported_sds() -> None:
     assert abs(eta.mean() - math.log(2.0)) < 0.1
     sd_lat = np.asarray(fitted.posterior["posterior"]["sd_latent"]).reshape(-1)
     assert 1.4 < np.median(sd_lat) < 2.8
+
+
+def test_fit_stage_imports_without_the_sampler() -> None:
+    """The grid path and the exact models need no sampler: importing the fit stage loads
+    neither PyMC, PyTensor, nutpie nor arviz-stats (imported when a model is sampled or its
+    draws are checked)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nutrimeta.synthesis, nutrimeta.models.partial as p; "
+            "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie', 'arviz_stats') "
+            "if m in sys.modules)); print(p.PARTIAL_SAMPLER.target_accept)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["[]", "0.99"]

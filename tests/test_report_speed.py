@@ -94,3 +94,31 @@ def test_cli_and_pipeline_import_without_heavy_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bib_decoding_skips_only_plain_text(tmp_path: Path) -> None:
+    """Plain fields pass through undecoded; the result equals bibtexparser's full LaTeX
+    decoding on every shipped references.bib and on fields that need decoding."""
+    import bibtexparser
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+
+    from nutrimeta.report.references import _clean, read_bib
+
+    def full(path: Path) -> dict[str, dict[str, str]]:
+        lib = bibtexparser.parse_string(path.read_text(encoding="utf-8"),
+                                        append_middleware=[LatexDecodingMiddleware()])
+        return {e.key: {"ENTRYTYPE": e.entry_type,
+                        **{f.key.lower(): _clean(f.value) for f in e.fields}}
+                for e in lib.entries}
+
+    made = tmp_path / "x.bib"
+    made.write_text('@article{k1, author = {M{\\"u}ller, A. and others}, title = {Zinc --- '
+                    "a review of ``trials''}, pages = {1--9}, journal = {J Nutr}, "
+                    "note = {50~mg and 5\\% $\\alpha$}}\n", encoding="utf-8")
+    bibs = [made, *sorted((Path(__file__).parents[1] / "data").glob("*/references.bib"))]
+    assert len(bibs) >= 3
+    for bib in bibs:
+        assert read_bib(bib) == full(bib), bib
+    got = read_bib(made)["k1"]
+    assert got["author"].startswith("Müller") and got["pages"] == "1–9"
+    assert got["journal"] == "J Nutr"

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nutrimeta.models import partial
 from nutrimeta.models.multivariate import collapse_trials
 from nutrimeta.models.partial import (
-    PARTIAL_SAMPLER,
     ROUTES,
     CellReport,
     Contribution,
@@ -154,20 +154,65 @@ def all_reports_for_outcome(
         ``tau`` summaries, ``P(mu > 0)``, ``divergences``; ``None`` with no contribution) and
         ``single_trial`` (one trial: shown as that trial with its arms, not as pooled).
     """
+    return _for_outcome(_Rows.of(effect_rows), spec_outcome)
+
+
+@dataclasses.dataclass
+class _Rows:
+    """An outcome's effect rows read once for all variants of its all-reports analysis:
+    each row's scope, trial and route decision, and each trial's combined contribution by
+    the rows it combines (the sensitivity analyses rerun the analysis on the same rows)."""
+
+    rows: pd.DataFrame
+    cells: list[tuple[int, dict[str, Any], str, str, RouteDecision | None]]
+    combined: dict[tuple[int, ...], tuple[Contribution, float]]
+
+    @classmethod
+    def of(cls, effect_rows: pd.DataFrame) -> _Rows:
+        rows = effect_rows.reset_index(drop=True)
+        cells = []
+        for i, row in rows.iterrows():
+            rec = row.to_dict()
+            why = _scope_reason(rec)
+            trial = _s(rec, "trial_id") or _s(rec, "study_id")
+            d = None if why else assign_route(cell_from_effect_row(rec))
+            cells.append((int(i), rec, why, trial, d))
+        return cls(rows, cells, {})
+
+    def combine(self, trial: str, full: list[tuple[int, RouteDecision]]
+                ) -> tuple[Contribution, float]:
+        """One trial's complete contrasts combined by GLS, and its participants."""
+        key = tuple(i for i, _ in full)
+        if key not in self.combined:
+            used_contribs = [_contribution(d) for _, d in full]
+            sub = self.rows.loc[list(key)].assign(
+                poolable=True, yi=[c.estimate for c in used_contribs],
+                vi=[c.se**2 for c in used_contribs])
+            cov = outcome_covariance(sub, poolable_only=False)
+            col = collapse_trials(cov)
+            first = used_contribs[0]
+            route: Route = ("se_from_p" if all(d.route == "se_from_p" for _, d in full)
+                            else "full")
+            con = Contribution(trial, route, estimate=float(col.y[0]), se=float(col.se[0]),
+                               n1=first.n1, n2=first.n2, df=first.df,
+                               sd=first.sd, label=trial)
+            self.combined[key] = (con, _trial_n(sub))
+        return self.combined[key]
+
+
+def _for_outcome(prepared: _Rows, spec_outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`all_reports_for_outcome` on rows read by :meth:`_Rows.of`."""
     priors = _priors(spec_outcome)
     exclude = set(spec_outcome.get("exclude_routes", ()))
     leave_out = spec_outcome.get("leave_out")
     no_assumed = bool(spec_outcome.get("exclude_assumed_allocation", False))
-    rows = effect_rows.reset_index(drop=True)
+    rows = prepared.rows
+    recs = {i: rec for i, rec, _, _, _ in prepared.cells}
     not_used: list[dict[str, Any]] = []
     decided: dict[str, list[tuple[int, RouteDecision]]] = {}
-    for i, row in rows.iterrows():
-        rec = row.to_dict()
-        why = _scope_reason(rec)
-        trial = _s(rec, "trial_id") or _s(rec, "study_id")
+    for i, rec, why, trial, d in prepared.cells:
         if not why and leave_out is not None and trial == leave_out:
-            why = "left out (sensitivity analysis)"
-        d = None if why else assign_route(cell_from_effect_row(rec))
+            why, d = "left out (sensitivity analysis)", None
         if d is not None and not d.usable:
             why = d.reason
         if d is not None and d.usable and d.route in exclude:
@@ -179,7 +224,7 @@ def all_reports_for_outcome(
                              "reason": why})
             continue
         assert d is not None  # a cell without a decision was listed as not used above
-        decided.setdefault(trial, []).append((int(i), d))
+        decided.setdefault(trial, []).append((i, d))
 
     measure = str(rows["measure"].iloc[0]) if len(rows) else "MD"
     contribs: list[Contribution] = []
@@ -188,20 +233,8 @@ def all_reports_for_outcome(
     for trial, items in decided.items():
         full = [(i, d) for i, d in items if d.route in ("full", "se_from_p")]
         if full:
-            used_contribs = [_contribution(d) for _, d in full]
-            sub = rows.loc[[i for i, _ in full]].assign(
-                poolable=True, yi=[c.estimate for c in used_contribs],
-                vi=[c.se**2 for c in used_contribs])
-            cov = outcome_covariance(sub, poolable_only=False)
-            col = collapse_trials(cov)
-            first = used_contribs[0]
-            route: Route = ("se_from_p" if all(d.route == "se_from_p" for _, d in full)
-                            else "full")
-            con = Contribution(trial, route, estimate=float(col.y[0]), se=float(col.se[0]),
-                               n1=first.n1, n2=first.n2, df=first.df,
-                               sd=first.sd, label=trial)
+            con, n = prepared.combine(trial, full)
             used = full
-            n = _trial_n(sub)
         else:
             best = min(items, key=lambda it: _ROUTE_RANK[_contribution(it[1]).route])
             con = dataclasses.replace(_contribution(best[1]), label=trial)
@@ -212,7 +245,7 @@ def all_reports_for_outcome(
         contribs.append(con)
         trial_n.append(n)
         for i, d in items:
-            rec = rows.loc[i]
+            rec = recs[i]
             if (i, d) in used:
                 listed.append({"study_id": _s(rec, "study_id"), "subgroup": _s(rec, "subgroup"),
                                "route": con.route, "assumptions": list(d.assumptions)})
@@ -238,7 +271,7 @@ def all_reports_for_outcome(
         g = grid_posterior(contribs, priors, **dict(spec_outcome.get("grid", {})))
         result["posterior"] = {**g.summary(), "method": "grid"}
     else:
-        sampler = spec_outcome.get("sampler") or PARTIAL_SAMPLER
+        sampler = spec_outcome.get("sampler") or partial.PARTIAL_SAMPLER
         fitted = fit_partial(contribs, priors, sampler, int(spec_outcome.get("seed", 0)))
         result["posterior"] = {**fitted.summary(), "method": "nuts"}
     return result
@@ -273,7 +306,8 @@ def all_reports_sensitivity(
     lists the trials entering by a partial route (not ``full``) whose removal alone moves
     P(mu > 0) across one of :data:`DECISION_LEVELS`.
     """
-    main = all_reports_for_outcome(effect_rows, spec_outcome)
+    prepared = _Rows.of(effect_rows)
+    main = _for_outcome(prepared, spec_outcome)
     out: dict[str, Any] = {"main": main, "variants": {}, "leave_one_out": {},
                            "hangs_on_single_rescued_row": []}
     if main["posterior"] is None:
@@ -287,13 +321,12 @@ def all_reports_sensitivity(
     for f in log_sd_factors:
         variants[f"log_sd_spread_x{f:g}"] = {"log_sd_spread": spread * f}
     for name, change in variants.items():
-        out["variants"][name] = _brief(all_reports_for_outcome(effect_rows,
-                                                               {**spec_outcome, **change}))
+        out["variants"][name] = _brief(_for_outcome(prepared, {**spec_outcome, **change}))
     p0 = main["posterior"]["P(mu > 0)"]
     routes = {c["study_id"]: c["route"] for c in main["contributions"]}
     trials = list(dict.fromkeys(c["study_id"] for c in main["contributions"]))
     for trial in trials:
-        res = _brief(all_reports_for_outcome(effect_rows, {**spec_outcome, "leave_out": trial}))
+        res = _brief(_for_outcome(prepared, {**spec_outcome, "leave_out": trial}))
         out["leave_one_out"][trial] = res
         p1 = res["P(mu > 0)"]
         if routes[trial] != "full" and p1 is not None and any(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz_stats as azs
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # arviz-stats (and xarray) are imported where a fit is checked
+    import xarray as xr
 
 _SAMPLE_DIMS = ("chain", "draw")
 
@@ -98,6 +99,8 @@ def _worst(
 
 def ebfmi(dt: xr.DataTree) -> np.ndarray:
     """E-BFMI of each chain from the ``energy`` sample statistic."""
+    import arviz_stats as azs
+
     res = azs.bfmi(dt["sample_stats"].to_dataset()[["energy"]])
     return np.atleast_1d(np.asarray(res["energy"].values, dtype=float))
 
@@ -124,6 +127,8 @@ def check(
     Diagnostics
         Worst values, ``passed`` and one message per violated limit and variable.
     """
+    import arviz_stats as azs
+
     th = thresholds or Thresholds()
     ds = _posterior(dt, var_names)
     varying = _varying(ds)
@@ -170,6 +175,8 @@ def summarise(
 
     Vector-valued parameters are flattened to ``name[label]`` keys.
     """
+    import arviz_stats as azs
+
     ds = _posterior(dt, var_names)
     mean = azs.mean(ds, dim=list(_SAMPLE_DIMS), round_to="none")
     median = azs.median(ds, dim=list(_SAMPLE_DIMS), round_to="none")

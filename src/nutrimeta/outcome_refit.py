@@ -82,9 +82,10 @@ def refit_outcomes(ev: Any, spec: Any, wanted: Sequence[str], key: str,
                                             "spec_hash")}
     outcomes = dict(saved.outcomes)
     by_id = {o.id: o for o in spec.outcomes}
+    effects_for = synthesis.effects_memo(ev, spec)
     for oid in wanted:
         outcomes[oid] = synthesis.outcome_entry(spec, by_id[oid], effects, ev, fits_dir,
-                                                fit_prov, echo)
+                                                fit_prov, echo, effects_for)
     keys.update({o: key for o in wanted})
     data = saved.model_dump(mode="json")
     data["outcomes"] = {o: clean_json(outcomes[o]) for o in saved.outcomes}

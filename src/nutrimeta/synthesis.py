@@ -453,15 +453,33 @@ def study_rows(df: pd.DataFrame, post: Any, tau2_reml: float | None) -> list[dic
     return rows
 
 
+def effects_memo(ev: Evidence, spec: AnalysisSpec) -> Callable[..., pd.DataFrame]:
+    """:func:`~nutrimeta.effect_table.effects_for_spec` of one evidence base, each
+    (pre/post correlation, unlabelled-spread reading) computed once: every outcome's
+    sensitivity analyses ask for the same few tables. The tables are shared: do not modify."""
+    tables: dict[tuple[float, str], pd.DataFrame] = {}
+
+    def effects_for(r: float | None = None, unlabelled: str | None = None) -> pd.DataFrame:
+        key = (spec.prepost_correlation if r is None else r,
+               unlabelled or spec.unlabelled_spread)
+        if key not in tables:
+            tables[key] = effects_for_spec(ev, spec, r=key[0], unlabelled=key[1])
+        return tables[key]
+
+    return effects_for
+
+
 def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev: Evidence,
-                  fits_dir: Path, provenance: dict[str, Any], log: Callable[[str], None]
+                  fits_dir: Path, provenance: dict[str, Any], log: Callable[[str], None],
+                  effects_for: Callable[..., pd.DataFrame] | None = None
                   ) -> OutcomeResult:
     """Everything the bundle holds for one outcome.
 
     ``effects`` is the evidence base's effect-size table (``build/effects.csv``); ``ev`` the
     curated evidence, from which the sensitivity analyses recompute the table under other
-    assumptions.
+    assumptions (through ``effects_for``, default :func:`effects_memo`).
     """
+    effects_for = effects_for or effects_memo(ev, spec)
     contrasts = model_data_frame(pooled_rows(effects, o.id))
     rct = trial_rows(contrasts)  # the trial is the unit: one row per trial
     every = model_data_frame(pooled_rows(effects, o.id, randomised_only=False))
@@ -515,8 +533,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                                               o.beneficial)
 
         def rct_for(r: float) -> pd.DataFrame:
-            return trial_rows(model_data_frame(pooled_rows(effects_for_spec(ev, spec, r=r),
-                                                           o.id)))
+            return trial_rows(model_data_frame(pooled_rows(effects_for(r=r), o.id)))
 
         sens += sensitivity.correlation_sensitivity(rct_for, list(
             spec.sensitivity.prepost_correlations), o.tau_prior, o.mu_prior_sd, o.mid,
@@ -525,7 +542,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
                     "dropped)"}
         variants = []
         for policy in spec.sensitivity.unlabelled_spread:
-            e = pooled_rows(effects_for_spec(ev, spec, unlabelled=policy), o.id)
+            e = pooled_rows(effects_for(unlabelled=policy), o.id)
             variants.append((f"unlabelled '±' read {readings[policy]}",
                              trial_rows(model_data_frame(e))))
         sens += sensitivity.variant_sensitivity(variants, o.tau_prior, o.mu_prior_sd, o.mid,
@@ -540,7 +557,7 @@ def outcome_entry(spec: AnalysisSpec, o: OutcomeSpec, effects: pd.DataFrame, ev:
     entry["moderator"] = outcome_moderator(entry["models"])
     entry["analyses"] = analyses_entry(
         entry, o, effects, rct, spec.seed,
-        {p: effects_for_spec(ev, spec, unlabelled=p) for p in spec.sensitivity.unlabelled_spread
+        {p: effects_for(unlabelled=p) for p in spec.sensitivity.unlabelled_spread
          if p != spec.unlabelled_spread})
     return OutcomeResult.model_validate(clean_json(entry))
 
@@ -638,7 +655,9 @@ def evidence_base_bundle(ev: Evidence, spec: AnalysisSpec, effects: pd.DataFrame
     not pooled, the published syntheses and the flow of records."""
     fit_provenance = {k: provenance[k] for k in ("package_version", "data_version", "data_hash",
                                                    "spec_hash")}
-    outcomes = {o.id: outcome_entry(spec, o, effects, ev, fits_dir, fit_provenance, log)
+    effects_for = effects_memo(ev, spec)
+    outcomes = {o.id: outcome_entry(spec, o, effects, ev, fits_dir, fit_provenance, log,
+                                    effects_for)
                 for o in spec.outcomes}
     not_poolable = effects[~effects["poolable"].astype(bool)]
     studies = ev.studies[ev.studies["evidence_base"] == spec.evidence_base]

@@ -48,20 +48,22 @@ imputation; here the same information enters the likelihood exactly as a censore
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
-from pymc.distributions.dist_math import log_diff_normal_cdf, normal_lcdf
 from scipy import special, stats
 
 from nutrimeta import conversions as cv
-from nutrimeta.models.fitting import SamplerSettings, fit
+
+if TYPE_CHECKING:  # PyMC, PyTensor and the sampler are imported where a model is built
+    import pymc as pm
+
+    from nutrimeta.models.fitting import SamplerSettings
 
 __all__ = [
     "PARTIAL_SAMPLER",
@@ -410,6 +412,10 @@ def _arrays(contribs: Sequence[Contribution]) -> _Arrays:
 
 def build_partial_model(contribs: Sequence[Contribution], priors: PartialPriors) -> pm.Model:
     """PyMC model of the all-reports likelihood (``theta`` integrated out analytically)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.dist_math import log_diff_normal_cdf, normal_lcdf
+
     if not contribs:
         raise ValueError("no contributions")
     a = _arrays(contribs)
@@ -490,9 +496,20 @@ def contribution_table(contribs: Sequence[Contribution]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Default sampler of the all-reports model: the censored terms leave an occasional
-#: divergence in the tails at a target acceptance of 0.95; 0.99 removes them.
-PARTIAL_SAMPLER = SamplerSettings(target_accept=0.99)
+#: Default sampler of the all-reports model (made on first use by ``__getattr__``: it needs
+#: the sampler's module): the censored terms leave an occasional divergence in the tails at
+#: a target acceptance of 0.95; 0.99 removes them.
+PARTIAL_SAMPLER: SamplerSettings
+
+
+def __getattr__(name: str) -> Any:
+    """``PARTIAL_SAMPLER``, made on first use (it needs the sampler's module)."""
+    if name == "PARTIAL_SAMPLER":
+        from nutrimeta.models.fitting import SamplerSettings
+
+        globals()[name] = SamplerSettings(target_accept=0.99)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fit_partial(
@@ -502,8 +519,10 @@ def fit_partial(
     seed: int = 0,
 ) -> PartialFit:
     """Sample the all-reports posterior (nutpie via :func:`nutrimeta.models.fitting.fit`)."""
+    from nutrimeta.models.fitting import fit
+
     model = build_partial_model(contribs, priors)
-    dt = fit(model, sampler or PARTIAL_SAMPLER, seed,
+    dt = fit(model, sampler or __getattr__("PARTIAL_SAMPLER"), seed,
              attrs={"kind": "all_reports", "priors": priors.to_dict()})
     return PartialFit(dt, contribution_table(contribs), priors)
 
@@ -569,6 +588,47 @@ def _logsumexp0(t: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(t - m).sum(axis=0))
 
 
+def _latent_term(c: Contribution, mu: np.ndarray, tau: np.ndarray, se: np.ndarray,
+                 logw: np.ndarray) -> np.ndarray:
+    """``_logsumexp0(_log_terms(c, mu, tau, se) + logw)``: the log-likelihood of a
+    contribution with a latent SE (``se`` over the quadrature nodes on axis 0, ``logw``
+    their log weights), computed in one node x grid scratch array.
+
+    The same operations in the same order as :func:`_log_terms` and :func:`_logsumexp0`, so
+    the result is bit-identical; working in place saves the allocation (and page faults) of
+    a fresh node x grid array per operation.
+    """
+    s = np.sqrt(se**2 + tau**2)
+    if c.route in _ESTIMATE_ROUTES:
+        log_norm = np.log(s) + _HALF_LOG_2PI
+        buf = np.multiply(c.estimate - mu, 1.0 / s)
+        np.square(buf, out=buf)
+        np.multiply(-0.5, buf, out=buf)
+        np.subtract(buf, log_norm, out=buf)
+    elif c.route == "censored_threshold":
+        buf = np.divide(c.direction * mu - c.crit * se, s)
+        special.log_ndtr(buf, out=buf)
+    elif c.route == "censored_ns":
+        hi = c.crit * se
+        buf = np.divide(hi - mu, s)
+        special.ndtr(buf, out=buf)
+        low = np.divide(-hi - mu, s)
+        special.ndtr(low, out=low)
+        np.subtract(buf, low, out=buf)
+        np.maximum(buf, 1e-300, out=buf)  # = np.clip(buf, 1e-300, None), nan included
+        np.log(buf, out=buf)
+    else:
+        buf = np.divide(c.direction * mu, s)
+        special.log_ndtr(buf, out=buf)
+    np.add(buf, logw, out=buf)
+    m = buf.max(axis=0)
+    np.subtract(buf, m, out=buf)
+    np.exp(buf, out=buf)
+    total = buf.sum(axis=0)
+    np.log(total, out=total)
+    return np.add(m, total, out=total)
+
+
 #: Log-likelihood of one contribution on one grid, by (contribution, grid): the sensitivity
 #: analyses (routes left out, each trial left out) rerun the grid with mostly the same
 #: contributions on the same first-pass grid, so each term is computed once.
@@ -581,6 +641,15 @@ def _remember(key: str, term: np.ndarray) -> None:
     _TERMS[key] = term
     while len(_TERMS) > _TERMS_MAX:
         _TERMS.popitem(last=False)
+
+
+#: Grid posteriors by (contributions, priors, grid): the sensitivity analyses of one outcome
+#: often rerun an identical contribution set (a variant that leaves out a route or an
+#: assumption nobody used; the main analysis for every reading of a bare "±" that changes
+#: nothing), and the grid is deterministic.
+_GRIDS: OrderedDict[str, GridPosterior] = OrderedDict()
+_GRIDS_MAX = 256  # a few kB each
+_GRIDS_LOCK = threading.Lock()  # a simulation study may run grids in threads
 
 
 def grid_posterior(
@@ -605,6 +674,35 @@ def grid_posterior(
     if priors.learn_sd and any(c.needs_latent_sd for c in contribs):
         raise ValueError("the grid posterior needs fixed log-SD hyperparameters "
                          "(learn_sd=False)")
+    # repr, not hash: a nan field of a Contribution never equals itself
+    result_key = repr((tuple(contribs), priors, n_mu, n_tau, n_sd, mu_range, tau_max))
+    with _GRIDS_LOCK:
+        done = _GRIDS.get(result_key)
+        if done is not None:
+            _GRIDS.move_to_end(result_key)
+            return done
+    out = _grid_posterior(contribs, priors, n_mu=n_mu, n_tau=n_tau, n_sd=n_sd,
+                          mu_range=mu_range, tau_max=tau_max)
+    for a in (out.mu_grid, out.tau_grid, out.mu_pmf, out.tau_pmf):
+        a.flags.writeable = False
+    with _GRIDS_LOCK:
+        _GRIDS[result_key] = out
+        while len(_GRIDS) > _GRIDS_MAX:
+            _GRIDS.popitem(last=False)
+    return out
+
+
+def _grid_posterior(
+    contribs: Sequence[Contribution],
+    priors: PartialPriors,
+    *,
+    n_mu: int,
+    n_tau: int,
+    n_sd: int,
+    mu_range: tuple[float, float] | None,
+    tau_max: float | None,
+) -> GridPosterior:
+    """:func:`grid_posterior` without its cache of results."""
     u = priors.unit_sd
     lo, hi = mu_range or (-8 * priors.mu_sd * u, 8 * priors.mu_sd * u)
     mu = np.linspace(lo, hi, n_mu)[:, None]
@@ -623,8 +721,7 @@ def grid_posterior(
         if term is None:
             if c.needs_latent_sd:
                 se = np.exp(eta + omega * x)[:, None, None] * c.se_factor
-                term = _logsumexp0(_log_terms(c, mu[None], tau[None], se)
-                                   + logw[:, None, None])
+                term = _latent_term(c, mu[None], tau[None], se, logw[:, None, None])
             else:
                 term = _log_terms(c, mu, tau, np.asarray(c.se))
             _remember(key, term)

@@ -15,6 +15,7 @@ from typing import Any
 
 import bibtexparser
 import pandas as pd
+from bibtexparser.middlewares import LatexDecodingMiddleware
 
 __all__ = ["Reference", "read_bib", "reference_list"]
 
@@ -44,13 +45,29 @@ def _cell(x: Any) -> str:
     return "" if s.lower() in ("nan", "<na>", "none") else s.removesuffix(".0")
 
 
+#: Characters (and pairs) LaTeX decoding can change: a value without any is its own
+#: decoding (backslash commands, groups, math, ligatures such as -- and quotes, special
+#: characters, runs of white space).
+_LATEX_SYNTAX = re.compile(r"""[\\{}$%&~#^_`'"<>!?]|--|\s\s|[\t\n\r]""")
+
+
+class _PlainAwareLatexDecoding(LatexDecodingMiddleware):
+    """LaTeX decoding that passes plain text through untouched (most fields are plain, and
+    decoding parses each value with pylatexenc)."""
+
+    def _transform_python_value_string(self, python_string: str) -> tuple[str, str]:
+        if _LATEX_SYNTAX.search(python_string) is None:
+            return python_string, ""
+        return super()._transform_python_value_string(python_string)
+
+
 def read_bib(path: Path | None) -> dict[str, dict[str, str]]:
     """Entries of a BibTeX file by key (fields as cleaned text); {} when there is no file."""
     if path is None or not Path(path).is_file():
         return {}
     lib = bibtexparser.parse_string(
         Path(path).read_text(encoding="utf-8"),
-        append_middleware=[bibtexparser.middlewares.LatexDecodingMiddleware()])
+        append_middleware=[_PlainAwareLatexDecoding()])
     return {e.key: {"ENTRYTYPE": e.entry_type,
                     **{f.key.lower(): _clean(f.value) for f in e.fields}}
             for e in lib.entries}
