@@ -124,13 +124,18 @@ def stages(run: Run, cli: str = "nutrimeta analysis") -> dict[str, Any]:
     out["fit"] = {m["base"]: float(m["s"]) for _, m in fitted}
     out["fit_total"] = sum(out["fit"].values())
     t_fits_done = fitted[-1][0] if fitted else None
-    if cross and t_fits_done is not None:
-        out["cross_nutrient"] = cross[0] - t_fits_done
+    # the evidence-base reports are written while the cross-nutrient models fit in worker
+    # processes; the index after them
+    early = [t for t, _ in wrote if cross and t < cross[0]]
+    t_waiting = early[-1] if early else t_fits_done
+    if cross and t_waiting is not None:
+        out["cross_nutrient_wait"] = cross[0] - t_waiting
     else:
         unparsed.append("cross_nutrient")
     t_before_report = cross[0] if cross else t_fits_done
-    if wrote and t_before_report is not None:
-        out["report"] = wrote[-1][0] - t_before_report
+    if wrote and t_before_report is not None and t_fits_done is not None:
+        out["report"] = (wrote[-1][0] - t_before_report) + (
+            early[-1] - t_fits_done if early else 0.0)
         out["exit"] = run.seconds - wrote[-1][0]
     else:
         unparsed.append("report")

@@ -335,6 +335,8 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
         early.extend(run_reports(data_dir, build_dir, reports_dir, bases=bases,
                                  outcomes=outcomes, ev=ev, index=False,
                                  workers=None if cross_done else 1))
+        for path in early:
+            echo(f"wrote {path}")
 
     try:
         for line in run_fits(data_dir, analyses_dir, build_dir, force=force,
@@ -347,7 +349,7 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
     if early:
         from nutrimeta.report import render_index
 
-        written = [*early, render_index(bundle_paths(build_dir), reports_dir)]
+        written = [render_index(bundle_paths(build_dir), reports_dir)]
     else:
         written = run_reports(data_dir, build_dir, reports_dir, bases=bases, outcomes=outcomes,
                               ev=ev)
