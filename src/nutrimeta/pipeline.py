@@ -306,11 +306,16 @@ def worker_pool() -> ProcessPoolExecutor | None:
     the two cross-nutrient models compile (seconds each) while this process fits the
     evidence bases by quadrature and renders their reports.
 
-    Started with ``spawn`` (a forked copy of a process running numba and the sampler's
-    threads is not safe)."""
+    Started from a fork server that has imported the sampling stack once (a forked copy of
+    this process, which may run numba and the sampler's threads, would not be safe; two
+    ``spawn``ed workers would each import it, seconds of CPU)."""
     if _cpus() < 2:
         return None
-    return ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["nutrimeta.cross", "nutrimeta.models.fitting",
+                                    "nutrimeta.models.bayes", "nutrimeta.models.cross_mv",
+                                    "nutpie"])
+    return ProcessPoolExecutor(2, mp_context=context)
 
 
 def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Path, *,
