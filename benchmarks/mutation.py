@@ -40,9 +40,9 @@ MODULES: dict[str, list[str]] = {
                            "tests/test_frequentist_estimators.py",
                            "tests/test_frequentist_properties.py",
                            "tests/test_frequentist_edge_cases.py"],
-    "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py",
-                     "tests/test_exact_batch.py", "tests/test_exact_fast.py",
-                     "tests/test_exact_edge_cases.py"],
+    "models/exact": ["tests/test_exact_edge_cases.py", "tests/test_exact.py",
+                     "tests/test_reference_checks.py", "tests/test_exact_batch.py",
+                     "tests/test_exact_fast.py"],
 }
 
 #: Mutants left out of the kill rate because no test can tell them apart from the original

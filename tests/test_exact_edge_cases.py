@@ -118,7 +118,8 @@ def test_tau_prior_labels_and_dicts():
     assert custom.scale == 2.0
     assert not custom.proper
     assert custom.upper == math.inf
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError,
+                       match=r"^no quantile function for a custom tau prior$"):
         custom.ppf(0.5)
 
 
@@ -141,13 +142,13 @@ def test_custom_prior_sees_tau_and_only_non_negative_tau():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: TauPrior("lognormal", 1.0), "unknown tau prior kind"),
-        (lambda: TauPrior("custom", 1.0), "needs logpdf_fn"),
-        (lambda: TauPrior.half_normal(0.0), "positive and finite"),
+        (lambda: TauPrior("lognormal", 1.0), "unknown tau prior kind 'lognormal'"),
+        (lambda: TauPrior("custom", 1.0), r"^a custom tau prior needs logpdf_fn$"),
+        (lambda: TauPrior.half_normal(0.0), r"^tau prior scale must be positive and finite$"),
         (lambda: TauPrior.half_cauchy(-2.0), "positive and finite"),
         (lambda: TauPrior.uniform(math.inf), "positive and finite"),
         (lambda: TauPrior.half_normal(math.nan), "positive and finite"),
-        (lambda: TauPrior.half_student_t(0.0, 1.0), "nu > 0"),
+        (lambda: TauPrior.half_student_t(0.0, 1.0), r"^half-Student-t prior needs nu > 0$"),
         (lambda: TauPrior.half_student_t(math.nan, 1.0), "nu > 0"),
     ],
 )
@@ -867,3 +868,57 @@ def test_exact_posterior_input_variants():
     two = exact_posterior(Y5, S5, HN, [(0.0, 3.0), (0.0, 3.0)], X2)
     np.testing.assert_allclose(one.prior_sd, [3.0, 3.0])
     assert one.coef(1).mean == pytest.approx(two.coef(1).mean, rel=1e-15)
+
+
+def test_integer_and_shaped_inputs_give_the_same_answers():
+    post = exact_posterior(Y5, S5, HN)
+    assert post.tau_pdf(1) == pytest.approx(post.tau_pdf(1.0), rel=1e-15)
+    assert post.tau_pdf(1) > 0
+    np.testing.assert_array_equal(post.tau_quantile([0, 1]), [0.0, math.exp(post.t_edges[-1])])
+    np.testing.assert_array_equal(MIX.ppf([0, 1]), [-np.inf, np.inf])
+    # a moderator row given as a (1, p) array
+    x = np.linspace(-1, 1, 5)
+    reg = exact_posterior(Y5, S5, HN, (0.0, 3.0), np.column_stack([np.ones(5), x]))
+    np.testing.assert_allclose(reg.linear_combination([[0.0, 1.0]]).means, reg.coef(1).means,
+                               rtol=0)
+    np.testing.assert_allclose(reg.coef().means, reg.coef(0).means, rtol=0)
+    row = reg.predictive([[1.0, 0.5]])
+    np.testing.assert_allclose(row.means, reg.predictive([1.0, 0.5]).means, rtol=1e-15)
+    np.testing.assert_allclose(row.sds, reg.predictive([1.0, 0.5]).sds, rtol=1e-15)
+
+
+def test_draws_are_reproducible_from_the_generator():
+    post = exact_posterior(Y5, S5, HN)
+    a = post.sample(50, np.random.default_rng(4))
+    b = post.sample(50, np.random.default_rng(4))
+    for key in ("tau", "beta", "mu", "theta_new"):
+        np.testing.assert_array_equal(a[key], b[key])
+    c = post.sample(50)  # a fresh generator when none is given
+    assert c["tau"].shape == (50,)
+    assert not np.array_equal(c["tau"], a["tau"])
+
+
+def test_tau_quantiles_in_the_first_and_last_panels():
+    # k = 1, tau ~ Uniform(0, 2): mass right up to the bound, so the last panel matters
+    post = exact_posterior([1.2], [0.5], TauPrior.uniform(2.0), (0.0, 1.0))
+    z = integrate.quad(lambda t: float(post.tau_pdf(t)), 0, 2.0, epsabs=0, epsrel=1e-12)[0]
+    assert z == pytest.approx(1.0, abs=1e-10)
+    for t in (0.3, 1.0, 1.995):
+        ref = integrate.quad(lambda u: float(post.tau_pdf(u)), 0, t, epsabs=0,
+                             epsrel=1e-12)[0]
+        assert post.tau_cdf(t) == pytest.approx(ref, abs=1e-10)
+    q_last = 0.5 * (post.panel_cdf[-2] + 1.0)  # inside the last panel
+    t_last = float(post.tau_quantile(q_last))
+    assert math.exp(post.t_edges[-2]) < t_last < 2.0
+    assert post.tau_cdf(t_last) == pytest.approx(q_last, abs=1e-12)
+    q_first = 0.5 * post.panel_cdf[1]  # inside the first panel (a tiny probability)
+    assert q_first > 0
+    t_first = float(post.tau_quantile(q_first))
+    assert math.exp(post.t_edges[0]) < t_first < math.exp(post.t_edges[1])
+    assert post.tau_cdf(t_first) == pytest.approx(q_first, rel=1e-6)
+    # the table at n = 2: 0 and the upper quantile, the density at 0 by its limit
+    tab = post.tau_table(n=2, upper_q=0.5)
+    assert tab["grid"] == [0.0, pytest.approx(float(post.tau_quantile(0.5)), rel=1e-15)]
+    assert tab["posterior"][0] == pytest.approx(float(post.tau_pdf(1e-9)), rel=1e-9)
+    assert tab["posterior"][0] > 0
+    assert post.tau_table(n=1)["grid"] == [0.0]
