@@ -567,7 +567,8 @@ def test_summary_reports_every_piece(regression, tau_reference):
                                                     rel=1e-12)
     assert s["i2"]["mean"] == pytest.approx(tau_reference["i2_mean"], rel=1e-9)
     assert set(s["i2"]) == {"mean", "median", "q050", "q500", "q950"}
-    assert "Higgins & Thompson" in s["i2_definition"]
+    assert s["i2_definition"] == ("tau^2 / (tau^2 + s2), s2 = Higgins & Thompson (2002) "
+                                  "typical within-study variance")
     assert s["probabilities"] == {
         "P(mu > 0)": pytest.approx(post.mu.sf(0.0), rel=1e-15),
         "P(mu > 0.3)": pytest.approx(post.mu.sf(0.3), rel=1e-15),
@@ -575,7 +576,7 @@ def test_summary_reports_every_piece(regression, tau_reference):
     num = s["numerics"]
     assert num["n_nodes"] == post.nodes_t.size == 96 * 8
     assert num["tau_range"] == pytest.approx(
-        [math.exp(post.t_edges[0]), math.exp(post.t_edges[-1])], rel=1e-15)
+        [math.exp(post.t_edges[0]), math.exp(post.t_edges[-1])], rel=1e-15, abs=0)
     assert num["tau_range"][0] < 1e-6 * tau_reference["mean"]
     assert num["integration_error"] == post.integration_error
     # meta-regression: one entry per named coefficient, with its prior
@@ -588,6 +589,9 @@ def test_summary_reports_every_piece(regression, tau_reference):
     assert s["coef_prior"] == [{"name": "icpt", "mean": 0.1, "sd": 1.5},
                                {"name": "slope", "mean": -0.2, "sd": 0.8}]
     assert s["probabilities"] == {"P(mu > 0)": pytest.approx(reg.coef(0).sf(0.0), rel=1e-15)}
+    # one coefficient from a moderator column (named b0): reported as mu
+    slope = exact_posterior(Y5, S5, HN, (0.0, 10.0), np.linspace(-1, 1, 5))
+    assert set(slope.summary()["parameters"]) == {"mu", "tau"}
 
 
 def test_joint_draws_match_the_exact_posterior(regression):
@@ -737,9 +741,9 @@ def test_batch_single_study_and_constant_data():
 
 
 def test_batch_rejects_bad_input():
-    with pytest.raises(ValueError, match="one value per standard error"):
+    with pytest.raises(ValueError, match=r"^each row of Y needs one value per standard error$"):
         exact_linear_combination_batch(np.zeros((2, 0)), [], HN, [1.0])
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"^Y must be finite and se finite and positive$"):
         exact_linear_combination_batch([[0.0, np.nan]], [1.0, 1.0], HN, [1.0])
     with pytest.raises(ValueError, match="finite"):
         exact_linear_combination_batch([[0.0, 1.0]], [1.0, np.inf], HN, [1.0])
@@ -875,6 +879,8 @@ def test_integer_and_shaped_inputs_give_the_same_answers():
     assert post.tau_pdf(1) == pytest.approx(post.tau_pdf(1.0), rel=1e-15)
     assert post.tau_pdf(1) > 0
     np.testing.assert_array_equal(post.tau_quantile([0, 1]), [0.0, math.exp(post.t_edges[-1])])
+    np.testing.assert_array_equal(post.tau_quantile([1.0, 0.0]),
+                                  [math.exp(post.t_edges[-1]), 0.0])
     np.testing.assert_array_equal(MIX.ppf([0, 1]), [-np.inf, np.inf])
     # a moderator row given as a (1, p) array
     x = np.linspace(-1, 1, 5)
@@ -922,3 +928,18 @@ def test_tau_quantiles_in_the_first_and_last_panels():
     assert tab["posterior"][0] == pytest.approx(float(post.tau_pdf(1e-9)), rel=1e-9)
     assert tab["posterior"][0] > 0
     assert post.tau_table(n=1)["grid"] == [0.0]
+
+
+def test_batch_far_from_the_prior_shifts_each_data_set_before_exponentiating():
+    # estimates 1000 times the prior scale of tau: log weights near -1700 would underflow
+    # unless each data set's maximum is subtracted first (a finer rule than the default,
+    # whose 0.37 e-fold panels are too wide for this posterior of tau, sd/mean ~ 1%)
+    far = 1000.0 * Y5
+    Y = np.vstack([Y5, far])
+    batch = exact_linear_combination_batch(Y, S5, HN, [1.0], n_panels=400, order=16)
+    assert np.all(np.isfinite(batch.mean))
+    for i, y in enumerate(Y):
+        ref = exact_posterior(y, S5, HN).mu
+        assert batch.mean[i] == pytest.approx(ref.mean, rel=1e-6)
+        assert batch.sd[i] == pytest.approx(ref.sd, rel=1e-6)
+        assert batch.prob_gt_0[i] == pytest.approx(ref.prob_gt(0.0), abs=1e-8)
