@@ -9,6 +9,7 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
     python benchmarks/mutation.py conversions       # one module
     python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
     python benchmarks/mutation.py --survivors units # rerun its survivors with today's tests
+    python benchmarks/mutation.py --recount units   # count it again (EXCLUDED edited)
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -503,11 +504,170 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.models.exact.xǁExactPosteriorǁtau_pdf__mutmut_25": (
         "out[:2]",
         "a scalar input has one element"),
-    "nutrimeta.models.exact.xǁExactPosteriorǁtau_table__mutmut_16": (
-        "if grid[0] == 0.0 or n > 1",
-        "the grid starts at 0.0 by construction"),
-    "nutrimeta.models.exact.x__region__mutmut_14": (
-        "keep = np.nonzero(h >= np.max(h) - 36.0)",
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_3": (
+        "np.asarray(tau, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_5": (
+        "np.asarray(tau, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_22": (
+        "np.maximum(t, 0.0)), dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_24": (
+        "np.maximum(t, 0.0)), )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_7": (
+        "np.errstate(divide=None,",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_8": (
+        "invalid=None,",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_9": (
+        "over=None)",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_10": (
+        "np.errstate(invalid=\"ignore\", over=\"ignore\")",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_11": (
+        "np.errstate(divide=\"ignore\", over=\"ignore\")",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_12": (
+        "invalid=\"ignore\", )",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.x__conditional__mutmut_3": (
+        "np.asarray(tau, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__conditional__mutmut_5": (
+        "np.asarray(tau, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__conditional__mutmut_10": (
+        "bool(None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_11": (
+        "bool(np.all(None))",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_14": (
+        "X[:, 0] == 2.0",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_47": (
+        "\"NK,KI,KJ->NIJ\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_70": (
+        "\"NK,KI,K->NI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_96": (
+        "\"NIJ,NJ->NI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_108": (
+        "\"NK,NK->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_56": (
+        "np.where(prior_prec >= 0, prior_mean, 0.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional__mutmut_58": (
+        "np.where(prior_prec > 0, prior_mean, 1.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional__mutmut_86": (
+        "np.swapaxes(cov, 2, 2)",
+        "the inverse of a symmetric matrix is symmetric to rounding already"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_53": (
+        "\"JK,KM->JM\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_117": (
+        "\"JK,KM->JM\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_206": (
+        "\"NK,K->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_217": (
+        "\"NK,K->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_78": (
+        "range(_SERIES_TERMS - 2, -1, -1)",
+        "the last series term is below 0.05^13 (1e-17) of the sum: under rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_142": (
+        "range(_SERIES_TERMS - 2, -1, -1)",
+        "the last series term is below 0.05^13 (1e-17) of the sum: under rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_97": (
+        "upper = t2 > (",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_98": (
+        "and False else np.inf",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_99": (
+        "or True else np.inf",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_101": (
+        "if k > _SERIES_MIN_K",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_159": (
+        "series = upper",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_160": (
+        "series &= upper",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_105": (
+        "j = np.arange(_SERIES_TERMS + 2)",
+        "the extra power is never read: Horner's loop uses the first _SERIES_TERMS"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_170": (
+        "step = max(2,",
+        "the block size only groups the same sums"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_176": (
+        "max(k, 2))",
+        "the block size only groups the same sums"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_222": (
+        "np.log(v, out=None)",
+        "out= only reuses the buffer"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_224": (
+        "np.log(v, )",
+        "out= only reuses the buffer"),
+    "nutrimeta.models.exact.x__region__mutmut_1": (
+        "sparse: bool = False",
+        "every caller passes sparse"),
+    "nutrimeta.models.exact.x__region__mutmut_67": (
+        "max(lo, 1)",
+        "index 0 is always among the coarse points"),
+    "nutrimeta.models.exact.x__region__mutmut_84": (
+        "fill(j - 5, j + 5)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_86": (
+        "fill(j - 4, j + 6)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_105": (
+        "fill(first - 5, first)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_110": (
+        "fill(last - 1, last + 5)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_113": (
+        "fill(last + 1, last + 6)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_3": (
+        "np.asarray(y, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_5": (
+        "np.asarray(y, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_8": (
+        "np.asarray(se, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_10": (
+        "np.asarray(se, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_39": (
+        "np.asarray(X, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_41": (
+        "np.asarray(X, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_133": (
+        "if k >= 1:",
+        "k = 1: the spread of one value is 0, so the reference scale is repeated"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_152": (
+        "or True else math.inf",
+        "log(inf) is inf"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_199": (
+        "if b - a > 3.84",
         "< or <= against a float tolerance: equal only on an exact tie"),
     "nutrimeta.models.exact.xǁNormalMixtureǁcdf__mutmut_3": (
         "np.asarray(x, dtype=None)",
@@ -654,20 +814,22 @@ def _is_mutant(work: Path, name: str, text: str) -> bool:
     return any(line.startswith("+") and text in line for line in diff.splitlines())
 
 
-def run_module(module: str, work: Path, survivors_of: dict | None = None) -> dict[str, object]:
+def run_module(module: str, work: Path, survivors_of: dict | None = None,
+               rerun: bool = True) -> dict[str, object]:
     """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate.
 
     ``survivors_of``: the module's entry from a previous run kept in ``work``; only its
     surviving mutants are run again, against the current test files (tests are only ever
-    added, so a mutant once killed stays killed).
+    added, so a mutant once killed stays killed); with ``rerun=False`` they are only
+    counted again (e.g. after naming more equivalent mutants).
     """
     mutmut = [sys.executable, "-m", "mutmut"]
     names: list[str] = []
     if survivors_of is None:
         _prepare(module, work)
     else:
-        names = list(survivors_of["survivors"])
-        for dest in (work / "tests", work / "mutants" / "tests"):
+        names = list(survivors_of["survivors"]) if rerun else []
+        for dest in (work / "tests", work / "mutants" / "tests") if rerun else ():
             shutil.copytree(ROOT / "tests", dest, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("__pycache__"))
     start = time.perf_counter()
@@ -711,13 +873,16 @@ def run_module(module: str, work: Path, survivors_of: dict | None = None) -> dic
             "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
             "seconds": round(time.perf_counter() - start, 1)
             + (survivors_of["seconds"] if survivors_of else 0.0),
-            **({"survivors_rerun": len(names)} if survivors_of else {})}
+            **({"survivors_rerun": survivors_of.get("survivors_rerun", 0) + len(names)}
+               if survivors_of else {})}
 
 
 def main(argv: list[str]) -> None:
     survivors = "--survivors" in argv  # rerun the survivors of the copy kept by --keep
-    keep = "--keep" in argv or survivors
-    modules = [a for a in argv if a not in ("--keep", "--survivors")] or list(MODULES)
+    recount = "--recount" in argv  # count the kept copy's results again, running nothing
+    keep = "--keep" in argv or survivors or recount
+    flags = ("--keep", "--survivors", "--recount")
+    modules = [a for a in argv if a not in flags] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
@@ -725,7 +890,8 @@ def main(argv: list[str]) -> None:
         if keep:  # left in build/ for `mutmut results` / `mutmut show` there
             results["modules"][module] = run_module(
                 module, ROOT / "build" / "mutation" / module.replace("/", "_"),
-                results["modules"][module] if survivors else None)
+                results["modules"][module] if survivors or recount else None,
+                rerun=not recount)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 results["modules"][module] = run_module(module, Path(tmp) / "project")
