@@ -789,7 +789,8 @@ def test_region_search_fails_loudly_when_nothing_can_be_evaluated():
     for sparse in (True, False):
         with pytest.raises(FloatingPointError, match="could not be evaluated"):
             _region(grid, lambda t: np.full(t.size, np.nan), sparse=sparse)
-        with pytest.raises(FloatingPointError, match="could not be evaluated"):
+        with pytest.raises(FloatingPointError,
+                           match=r"^posterior of tau could not be evaluated$"):
             _region(grid, lambda t: np.full(t.size, -np.inf), sparse=sparse)
 
 
@@ -820,26 +821,52 @@ def test_default_panels_follow_the_width_of_the_range():
 
 # --------------------------------------------------------------------------- input handling
 def test_exact_posterior_rejects_bad_input():
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"^y and se must be non-empty and of equal length$"):
         exact_posterior([], [], HN)
     with pytest.raises(ValueError, match="equal length"):
         exact_posterior([1.0], [1.0, 1.0], HN)
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"^y must be finite and se finite and positive$"):
         exact_posterior([1.0, np.nan], [1.0, 1.0], HN)
     with pytest.raises(ValueError, match="finite"):
         exact_posterior([1.0, 2.0], [1.0, np.inf], HN)
     with pytest.raises(ValueError, match="finite"):
         exact_posterior([1.0, 2.0], [1.0, -1.0], HN)
-    with pytest.raises(ValueError, match="one row per study"):
+    with pytest.raises(ValueError, match=r"^X must have one row per study$"):
         exact_posterior([1.0, 2.0], [1.0, 1.0], HN, X=np.ones((3, 1)))
-    with pytest.raises(ValueError, match="rank deficient"):
+    with pytest.raises(
+            ValueError,
+            match=r"^posterior is improper: flat-prior columns of X are rank deficient$"):
         exact_posterior(Y5, S5, HN, X=np.column_stack([np.ones(5), 2 * np.ones(5)]))
     with pytest.raises(ValueError, match="2 such pairs"):
         exact_posterior(Y5, S5, HN, [(0, 1), (0, 1), (0, 1)], np.column_stack([np.ones(5),
                                                                                  S5]))
     for bad in [(0.0, 0.0), (0.0, -1.0), (np.inf, 1.0), (np.nan, 1.0)]:
-        with pytest.raises(ValueError, match="positive"):
+        with pytest.raises(ValueError, match=r"^prior sds must be positive \(inf = flat\) and "
+                                             r"means finite$"):
             exact_posterior(Y5, S5, HN, bad)
+
+
+def test_two_flat_coefficients_of_full_rank_are_proper(regression):
+    r = regression
+    post = exact_posterior(r["y"], r["se"], HN, (0.0, math.inf), r["X"])
+    assert post.log_evidence is None
+    cond = post._conditional(np.array([0.2]))
+    w = 1 / (r["se"] ** 2 + 0.04)  # weighted least squares at tau = 0.2
+    xtw = r["X"].T * w
+    np.testing.assert_allclose(cond.mean[0], np.linalg.solve(xtw @ r["X"], xtw @ r["y"]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(cond.cov[0], np.linalg.inv(xtw @ r["X"]), rtol=1e-12)
+
+
+def test_custom_prior_without_a_scale_on_identical_estimates():
+    # no reference scale from the prior and none from the spread of the estimates
+    hn = TauPrior.half_normal(1.0)
+    custom = TauPrior.custom(hn.logpdf, "half-normal(1) by hand")
+    y, se = [0.4, 0.4, 0.4], [0.2, 0.3, 0.5]
+    a = exact_posterior(y, se, custom)
+    b = exact_posterior(y, se, hn)
+    assert a.tau_mean == pytest.approx(b.tau_mean, rel=1e-9)
+    assert a.mu.sd == pytest.approx(b.mu.sd, rel=1e-9)
 
 
 def test_exact_posterior_input_variants():
