@@ -862,7 +862,7 @@ def test_custom_prior_without_a_scale_on_identical_estimates():
     # no reference scale from the prior and none from the spread of the estimates
     hn = TauPrior.half_normal(1.0)
     custom = TauPrior.custom(hn.logpdf, "half-normal(1) by hand")
-    y, se = [0.4, 0.4, 0.4], [0.2, 0.3, 0.5]
+    y, se = [0.5, 0.5, 0.5], [0.2, 0.3, 0.5]  # binary fractions: spread exactly 0
     a = exact_posterior(y, se, custom)
     b = exact_posterior(y, se, hn)
     assert a.tau_mean == pytest.approx(b.tau_mean, rel=1e-9)
