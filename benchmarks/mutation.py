@@ -8,6 +8,8 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
     python benchmarks/mutation.py                   # every module below
     python benchmarks/mutation.py conversions       # one module
     python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
+    python benchmarks/mutation.py --survivors units # rerun its survivors with today's tests
+    python benchmarks/mutation.py --recount units   # count it again (EXCLUDED edited)
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -40,7 +42,9 @@ MODULES: dict[str, list[str]] = {
                            "tests/test_frequentist_estimators.py",
                            "tests/test_frequentist_properties.py",
                            "tests/test_frequentist_edge_cases.py"],
-    "models/exact": ["tests/test_exact.py", "tests/test_reference_checks.py"],
+    "models/exact": ["tests/test_exact_edge_cases.py", "tests/test_exact.py",
+                     "tests/test_reference_checks.py", "tests/test_exact_batch.py",
+                     "tests/test_exact_fast.py"],
 }
 
 #: Mutants left out of the kill rate because no test can tell them apart from the original
@@ -310,6 +314,457 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.models.frequentist.x__estimate_tau2__mutmut_63": (
         "tau2 = _solve_q(df, y, v, X, fit0=fit0)",
         "PM: the bracketed root search reaches the same root from any start"),
+    # models/exact
+    "nutrimeta.models.exact.xǁExactPosteriorǁi2_summary__mutmut_13": (
+        "strict=None",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁi2_summary__mutmut_16": (
+        "qs, )",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁi2_summary__mutmut_17": (
+        "strict=False",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_12": (
+        "strict=None",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_15": (
+        "qs, )",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_16": (
+        "strict=False",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_12": (
+        "strict=None",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_15": (
+        "qs, )",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_16": (
+        "strict=False",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsummary__mutmut_36": (
+        "strict=None",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsummary__mutmut_40": (
+        "self.prior_sd, )",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsummary__mutmut_41": (
+        "strict=False",
+        "zip lengths agree by construction (strict only guards)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁpredictive__mutmut_23": (
+        "\"I,NIJ,J->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁlinear_combination__mutmut_18": (
+        "\"I,NIJ,J->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsample__mutmut_28": (
+        "\"NIJ,NJ->NI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtheta__mutmut_34": (
+        "\"I,NIJ,J->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_182": (
+        "\"GK,KI,KJ->GIJ\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_212": (
+        "\"GK,KI,SK->GSI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_222": (
+        "\"GIJ,GSJ->GSI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_234": (
+        "\"GK,GSK->GS\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_293": (
+        "\"I,GIJ,J->G\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsample__mutmut_20": (
+        "beta = cond.mean - np.einsum",
+        "z and -z have the same distribution (standard normal draws)"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsample__mutmut_41": (
+        "theta_new = beta @ x - tau",
+        "z and -z have the same distribution (standard normal draws)"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsample__mutmut_8": (
+        "self.means[j] - self.sds[j]",
+        "z and -z have the same distribution (standard normal draws)"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_11": (
+        "if (prior_prec > 0) or True else 0.0",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_13": (
+        "if prior_prec >= 0 else 0.0",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_15": (
+        "if prior_prec > 0 else 1.0",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_87": (
+        "np.where(prec0 >= 0, m0, 0.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_89": (
+        "np.where(prec0 > 0, m0, 1.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_31": (
+        "series = t2 < (",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_32": (
+        "and False else -1.0",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_33": (
+        "or True else -1.0",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_35": (
+        "if k > _SERIES_MIN_K",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_37": (
+        "else -2.0",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_41": (
+        "j = np.arange(_SERIES_TERMS + 2)",
+        "the extra power is never read: Horner's loop uses the first _SERIES_TERMS"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_6": (
+        "(2.0 / s2).sum()",
+        "the sums are invariant to the centre, which only avoids cancellation"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_161": (
+        "0.5 / width * w",
+        "a constant factor of the quadrature weights cancels in the normalisation"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_162": (
+        "1.5 * width * w",
+        "a constant factor of the quadrature weights cancels in the normalisation"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_263": (
+        "h.max(axis=0, )",
+        "keepdims: an (S,) row broadcasts over (G, S) like a (1, S) one"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_265": (
+        "keepdims=False",
+        "keepdims: an (S,) row broadcasts over (G, S) like a (1, S) one"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_274": (
+        "f.sum(axis=0, )",
+        "keepdims: an (S,) row broadcasts over (G, S) like a (1, S) one"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_276": (
+        "keepdims=False",
+        "keepdims: an (S,) row broadcasts over (G, S) like a (1, S) one"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_53": (
+        "reshape(k, -2)",
+        "numpy infers a negative size in reshape whatever its value"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_101": (
+        "if (k > 1) or True else 0.0",
+        "k = 1: the spread of one value is 0 either way"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_108": (
+        "if k >= 1 else 0.0",
+        "k = 1: the spread of one value is 0 either way"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_196": (
+        "np.swapaxes(cov, 2, 2)",
+        "the inverse of a symmetric matrix is symmetric to rounding already"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_23": (
+        "d.get(None, self.tau_median)",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_27": (
+        "\"XXq500XX\"",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_summary__mutmut_28": (
+        "\"Q500\"",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_23": (
+        "d.get(None, float(self.ppf(0.5)))",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_27": (
+        "\"XXq500XX\"",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsummary__mutmut_28": (
+        "\"Q500\"",
+        "the median is the 0.5 quantile found again by the same root search"),
+    "nutrimeta.models.exact.x__qname__mutmut_8": (
+        "rstrip(\"XX0XX\")",
+        "rstrip takes a set of characters, and a formatted number holds no X"),
+    "nutrimeta.models.exact.x__qname__mutmut_9": (
+        "rstrip(\"XX.XX\")",
+        "rstrip takes a set of characters, and a formatted number holds no X"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁcdf__mutmut_10": (
+        "(out.ndim == 0) and False",
+        "the 0-d matrix product is a numpy.float64, already a float"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁpdf__mutmut_18": (
+        "(out.ndim == 0) and False",
+        "the 0-d matrix product is a numpy.float64, already a float"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsf__mutmut_10": (
+        "(out.ndim == 0) and False",
+        "the 0-d matrix product is a numpy.float64, already a float"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_cdf__mutmut_10": (
+        "if t < a:",
+        "at t = a the integral from a is 0 either way"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_cdf__mutmut_30": (
+        "self.t_edges.size + 2)",
+        "the clamp never binds: t < b gives an index <= size - 2"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_quantile__mutmut_44": (
+        "self.t_edges.size + 2)",
+        "the clamp never binds: q < 1 = panel_cdf[-1] gives an index <= size - 2"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_quantile__mutmut_57": (
+        "if flo > 0:",
+        "brentq returns the end point where f is 0, as this branch does"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_quantile__mutmut_61": (
+        "elif fhi < 0:",
+        "brentq returns the end point where f is 0, as this branch does"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁtau_pdf__mutmut_25": (
+        "out[:2]",
+        "a scalar input has one element"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_3": (
+        "np.asarray(tau, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_5": (
+        "np.asarray(tau, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_22": (
+        "np.maximum(t, 0.0)), dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_24": (
+        "np.maximum(t, 0.0)), )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_7": (
+        "np.errstate(divide=None,",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_8": (
+        "invalid=None,",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_9": (
+        "over=None)",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_10": (
+        "np.errstate(invalid=\"ignore\", over=\"ignore\")",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_11": (
+        "np.errstate(divide=\"ignore\", over=\"ignore\")",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.xǁTauPriorǁlogpdf__mutmut_12": (
+        "invalid=\"ignore\", )",
+        "errstate only silences floating-point warnings: the values are the same"),
+    "nutrimeta.models.exact.x__conditional__mutmut_3": (
+        "np.asarray(tau, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__conditional__mutmut_5": (
+        "np.asarray(tau, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__conditional__mutmut_10": (
+        "bool(None)",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_11": (
+        "bool(np.all(None))",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_14": (
+        "X[:, 0] == 2.0",
+        "the general matrix path gives the intercept-only fast path's result"),
+    "nutrimeta.models.exact.x__conditional__mutmut_47": (
+        "\"NK,KI,KJ->NIJ\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_70": (
+        "\"NK,KI,K->NI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_96": (
+        "\"NIJ,NJ->NI\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_108": (
+        "\"NK,NK->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional__mutmut_56": (
+        "np.where(prior_prec >= 0, prior_mean, 0.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional__mutmut_58": (
+        "np.where(prior_prec > 0, prior_mean, 1.0)",
+        "the prior mean enters only times the prior precision, 0 for a flat prior"),
+    "nutrimeta.models.exact.x__conditional__mutmut_86": (
+        "np.swapaxes(cov, 2, 2)",
+        "the inverse of a symmetric matrix is symmetric to rounding already"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_53": (
+        "\"JK,KM->JM\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_117": (
+        "\"JK,KM->JM\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_206": (
+        "\"NK,K->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_217": (
+        "\"NK,K->N\"",
+        "numpy einsum subscripts are case-sensitive labels only"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_78": (
+        "range(_SERIES_TERMS - 2, -1, -1)",
+        "the last series term is below 0.05^13 (1e-17) of the sum: under rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_142": (
+        "range(_SERIES_TERMS - 2, -1, -1)",
+        "the last series term is below 0.05^13 (1e-17) of the sum: under rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_97": (
+        "upper = t2 > (",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_98": (
+        "and False else np.inf",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_99": (
+        "or True else np.inf",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_101": (
+        "if k > _SERIES_MIN_K",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_159": (
+        "series = upper",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_160": (
+        "series &= upper",
+        "the power series evaluate the same sums as the direct loop, exact to rounding"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_105": (
+        "j = np.arange(_SERIES_TERMS + 2)",
+        "the extra power is never read: Horner's loop uses the first _SERIES_TERMS"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_170": (
+        "step = max(2,",
+        "the block size only groups the same sums"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_176": (
+        "max(k, 2))",
+        "the block size only groups the same sums"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_222": (
+        "np.log(v, out=None)",
+        "out= only reuses the buffer"),
+    "nutrimeta.models.exact.x__conditional_mean_only__mutmut_224": (
+        "np.log(v, )",
+        "out= only reuses the buffer"),
+    "nutrimeta.models.exact.x__region__mutmut_1": (
+        "sparse: bool = False",
+        "every caller passes sparse"),
+    "nutrimeta.models.exact.x__region__mutmut_67": (
+        "max(lo, 1)",
+        "index 0 is always among the coarse points"),
+    "nutrimeta.models.exact.x__region__mutmut_84": (
+        "fill(j - 5, j + 5)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_86": (
+        "fill(j - 4, j + 6)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_105": (
+        "fill(first - 5, first)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_110": (
+        "fill(last - 1, last + 5)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x__region__mutmut_113": (
+        "fill(last + 1, last + 6)",
+        "the added point is a coarse point (evaluated already) or inside the kept range"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_3": (
+        "np.asarray(y, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_5": (
+        "np.asarray(y, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_8": (
+        "np.asarray(se, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_10": (
+        "np.asarray(se, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_39": (
+        "np.asarray(X, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_41": (
+        "np.asarray(X, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_133": (
+        "if k >= 1:",
+        "k = 1: the spread of one value is 0, so the reference scale is repeated"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_152": (
+        "or True else math.inf",
+        "log(inf) is inf"),
+    "nutrimeta.models.exact.x_exact_posterior__mutmut_199": (
+        "if b - a > 3.84",
+        "< or <= against a float tolerance: equal only on an exact tie"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁcdf__mutmut_3": (
+        "np.asarray(x, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁcdf__mutmut_5": (
+        "np.asarray(x, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁpdf__mutmut_3": (
+        "np.asarray(x, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁpdf__mutmut_5": (
+        "np.asarray(x, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsf__mutmut_3": (
+        "np.asarray(x, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁNormalMixtureǁsf__mutmut_5": (
+        "np.asarray(x, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁppf__mutmut_3": (
+        "np.asarray(q, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁTauPriorǁppf__mutmut_5": (
+        "np.asarray(q, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁpredictive__mutmut_8": (
+        "np.asarray(x0, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁpredictive__mutmut_10": (
+        "np.asarray(x0, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsample__mutmut_37": (
+        "np.asarray(x0, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁsample__mutmut_39": (
+        "np.asarray(x0, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁlinear_combination__mutmut_4": (
+        "np.asarray(c, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁlinear_combination__mutmut_6": (
+        "np.asarray(c, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁcontrast__mutmut_4": (
+        "np.asarray(x_a, None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁcontrast__mutmut_6": (
+        "np.asarray(x_a, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁcontrast__mutmut_8": (
+        "np.asarray(x_b, None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁcontrast__mutmut_10": (
+        "np.asarray(x_b, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_typical_within_variance__mutmut_3": (
+        "np.asarray(se, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_typical_within_variance__mutmut_5": (
+        "np.asarray(se, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁi2_of_tau__mutmut_4": (
+        "np.asarray(tau, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.xǁExactPosteriorǁi2_of_tau__mutmut_6": (
+        "np.asarray(tau, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_6": (
+        "np.asarray(Y, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_8": (
+        "np.asarray(Y, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_11": (
+        "np.asarray(se, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_13": (
+        "np.asarray(se, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_49": (
+        "np.asarray(X, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_51": (
+        "np.asarray(X, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_59": (
+        "np.asarray(c, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x_exact_linear_combination_batch__mutmut_61": (
+        "np.asarray(c, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__parse_coef_prior__mutmut_3": (
+        "np.asarray(mu_prior, dtype=None)",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
+    "nutrimeta.models.exact.x__parse_coef_prior__mutmut_5": (
+        "np.asarray(mu_prior, )",
+        "integer input: numpy promotes it to the same floats in the arithmetic that follows"),
 }
 
 #: tests left out of every mutant run: sampled fits (retry ladder, Bayesian I^2) and the
@@ -359,13 +814,28 @@ def _is_mutant(work: Path, name: str, text: str) -> bool:
     return any(line.startswith("+") and text in line for line in diff.splitlines())
 
 
-def run_module(module: str, work: Path) -> dict[str, object]:
-    """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate."""
-    _prepare(module, work)
-    start = time.perf_counter()
+def run_module(module: str, work: Path, survivors_of: dict | None = None,
+               rerun: bool = True) -> dict[str, object]:
+    """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate.
+
+    ``survivors_of``: the module's entry from a previous run kept in ``work``; only its
+    surviving mutants are run again, against the current test files (tests are only ever
+    added, so a mutant once killed stays killed); with ``rerun=False`` they are only
+    counted again (e.g. after naming more equivalent mutants).
+    """
     mutmut = [sys.executable, "-m", "mutmut"]
-    subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, check=False,
-                   capture_output=True, text=True)
+    names: list[str] = []
+    if survivors_of is None:
+        _prepare(module, work)
+    else:
+        names = list(survivors_of["survivors"]) if rerun else []
+        for dest in (work / "tests", work / "mutants" / "tests") if rerun else ():
+            shutil.copytree(ROOT / "tests", dest, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    start = time.perf_counter()
+    if survivors_of is None or names:
+        subprocess.run([*mutmut, "run", "--max-children", "2", *names], cwd=work,
+                       check=False, capture_output=True, text=True)
     res = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, check=False,
                          capture_output=True, text=True)
     counts: dict[str, int] = {}
@@ -401,19 +871,27 @@ def run_module(module: str, work: Path) -> dict[str, object]:
             "meets_goal": bool(total) and caught / total >= GOAL,
             "tests": MODULES[module], "deselected": DESELECT, "survivors": survivors,
             "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(time.perf_counter() - start, 1)
+            + (survivors_of["seconds"] if survivors_of else 0.0),
+            **({"survivors_rerun": survivors_of.get("survivors_rerun", 0) + len(names)}
+               if survivors_of else {})}
 
 
 def main(argv: list[str]) -> None:
-    keep = "--keep" in argv
-    modules = [a for a in argv if a != "--keep"] or list(MODULES)
+    survivors = "--survivors" in argv  # rerun the survivors of the copy kept by --keep
+    recount = "--recount" in argv  # count the kept copy's results again, running nothing
+    keep = "--keep" in argv or survivors or recount
+    flags = ("--keep", "--survivors", "--recount")
+    modules = [a for a in argv if a not in flags] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
         print(f"mutating {module} ...", flush=True)
         if keep:  # left in build/ for `mutmut results` / `mutmut show` there
             results["modules"][module] = run_module(
-                module, ROOT / "build" / "mutation" / module.replace("/", "_"))
+                module, ROOT / "build" / "mutation" / module.replace("/", "_"),
+                results["modules"][module] if survivors or recount else None,
+                rerun=not recount)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 results["modules"][module] = run_module(module, Path(tmp) / "project")

@@ -7,7 +7,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nutrimeta.models.exact import TauPrior, exact_linear_combination_batch, exact_posterior
+from nutrimeta.models.exact import (
+    TauPrior,
+    _gauss_legendre,
+    exact_linear_combination_batch,
+    exact_posterior,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_quadrature_rules():
+    """Compute the Gauss-Legendre rules afresh in each test (a cache filled before a mutation
+    run forks would hide mutants of the rule)."""
+    _gauss_legendre.cache_clear()
+    yield
+    _gauss_legendre.cache_clear()
 
 
 @pytest.mark.parametrize("tau_prior", [TauPrior.half_normal(0.3), TauPrior.half_cauchy(0.5),

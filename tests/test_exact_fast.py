@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from nutrimeta.models.exact import TauPrior, _conditional, exact_posterior
+from nutrimeta.models.exact import TauPrior, _conditional, _gauss_legendre, exact_posterior
+
+
+@pytest.fixture(autouse=True)
+def _fresh_quadrature_rules():
+    """Compute the Gauss-Legendre rules afresh in each test (a cache filled before a mutation
+    run forks would hide mutants of the rule)."""
+    _gauss_legendre.cache_clear()
+    yield
+    _gauss_legendre.cache_clear()
 
 
 def _direct(y, s2, tau, prior_prec, prior_mean):
