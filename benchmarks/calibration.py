@@ -19,7 +19,7 @@ in units of the outcome SD):
 
 - ``all_reports``: every usable report by its route (:func:`nutrimeta.models.partial.
   assign_route`), posterior by brute-force integration of the all-reports likelihood
-  (:func:`nutrimeta.models.partial.grid_posterior`: the same likelihood the PyMC model
+  (:func:`nutrimeta.models.partial_grid.grid_posterior`: the same likelihood the PyMC model
   samples; the log-SD prior centred on the mean log SD of the trials that report one, spread
   ``log_sd_spread``);
 - ``conventional``: complete reports only, the exact normal-normal posterior
@@ -58,8 +58,8 @@ from nutrimeta.models.partial import (
     Contribution,
     PartialPriors,
     assign_route,
-    grid_posterior,
 )
+from nutrimeta.models.partial_grid import grid_posterior
 from nutrimeta.simstudy import StudyResult, run_study
 
 HERE = Path(__file__).resolve().parent

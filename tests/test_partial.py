@@ -17,9 +17,9 @@ from nutrimeta.models.partial import (
     assign_route,
     critical_value,
     fit_partial,
-    grid_posterior,
     se_from_exact_p,
 )
+from nutrimeta.models.partial_grid import grid_posterior
 
 # ----------------------------------------------------------------- p -> SE conversion
 
@@ -115,7 +115,7 @@ def test_grid_likelihood_of_one_censored_trial_matches_direct_integration() -> N
                 * stats.norm.sf(c.crit * se, theta, se))
 
     direct, _ = integrate.dblquad(integrand, -1.5, 1.5, -4, 4)
-    from nutrimeta.models.partial import _log_terms
+    from nutrimeta.models.partial_grid import _log_terms
     x, w = np.polynomial.hermite_e.hermegauss(32)
     se = np.exp(0.3 * x) * c.se_factor
     quad = float((w / w.sum()) @ np.exp(_log_terms(c, np.array(mu0), np.array(tau0), se)))
@@ -131,7 +131,7 @@ def test_grid_likelihood_of_one_censored_trial_matches_direct_integration() -> N
 def test_latent_term_is_the_general_path_bit_for_bit(contrib: Contribution) -> None:
     """The in-place path of a contribution with a latent SE: identical to the general path
     and equal to the quadrature sum of the route's probability written out with scipy."""
-    from nutrimeta.models.partial import _latent_term, _log_terms, _logsumexp0
+    from nutrimeta.models.partial_grid import _latent_term, _log_terms, _logsumexp0
 
     c = contrib
     x, w = np.polynomial.hermite_e.hermegauss(16)
@@ -152,7 +152,7 @@ def test_latent_term_is_the_general_path_bit_for_bit(contrib: Contribution) -> N
 
 
 def test_grid_posterior_cache_gives_the_uncached_result() -> None:
-    from nutrimeta.models import partial
+    from nutrimeta.models import partial_grid as partial
 
     pri = PartialPriors(unit_sd=1.0, tau_scale=0.5, log_sd_spread=0.3, learn_sd=False)
     contribs = [Contribution("a", "full", estimate=0.4, se=0.3),

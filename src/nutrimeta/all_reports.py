@@ -34,8 +34,8 @@ from nutrimeta.models.partial import (
     RouteDecision,
     assign_route,
     fit_partial,
-    grid_posterior,
 )
+from nutrimeta.models.partial_grid import grid_posterior
 from nutrimeta.trials import outcome_covariance
 
 __all__ = [
