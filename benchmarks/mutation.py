@@ -35,7 +35,7 @@ MODULES: dict[str, list[str]] = {
     "conversions": ["tests/test_conversions.py", "tests/test_effects.py"],
     "units": ["tests/test_units.py", "tests/test_effects.py"],
     "diagnostics": ["tests/test_gate.py"],
-    "effects": ["tests/test_effects.py"],
+    "effects": ["tests/test_effects.py", "tests/test_effects_edge_cases.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
                            "tests/test_frequentist_estimators.py",
                            "tests/test_frequentist_properties.py",
