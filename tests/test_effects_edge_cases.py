@@ -9,6 +9,7 @@ by calling nutrimeta.conversions.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from nutrimeta.effects import (
     EffectSettings,
     apply_spread_reading,
     compute_effects,
+    effects_fingerprint,
 )
 from test_effects import TT, F, frames, one, res, study
 
@@ -820,6 +822,10 @@ def test_difference_at_the_last_or_chosen_week() -> None:
     assert (r.week, r.yi, r.vi) == (12, 1.5, pytest.approx(0.36))
     r = row(rows, timepoint=6)
     assert (r.week, r.yi, r.vi) == (6, 0.5, pytest.approx(0.16))
+    # a week no difference row has is refused, not filled from another week
+    r = row(rows, timepoint=9)
+    assert not r.poolable and math.isnan(r.yi)
+    assert r.reason == "no between-arm difference reported at week 9"
 
 
 def test_arm_path_is_second_for_md_and_first_for_smd() -> None:
@@ -1094,3 +1100,23 @@ def test_whole_trial_rows_never_share_a_control() -> None:
                  unit="mmol/L")]
     df = run(rows, study("h2002"))
     assert (df.shared_control_id == "").all()
+
+
+def test_fingerprint_is_the_hash_of_the_plain_csv_text() -> None:
+    """No index column, '\n' line ends, 12 significant digits, UTF-8: the same table gives
+    the same key on every platform, and float noise below 12 digits does not change it."""
+    df = pd.DataFrame({"yi": [1.0, 0.1 + 0.2], "reason": ["", "µ"]}, index=[7, 3])
+    text = "yi,reason\n1,\n0.3,µ\n"
+    assert effects_fingerprint(df) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_change_derivation_reads_what_then_how() -> None:
+    rows = [res("o2000", arm, "follow_up", "change", n=16, mean=m, se=0.5)
+            for arm, m in (("intervention", 2.0), ("control", 0.5))]
+    r = row(rows)
+    assert r.vi == pytest.approx(0.5, rel=1e-12)  # sd = se sqrt(n): vi = se1^2 + se2^2
+    assert r.derivation == (
+        "MD of change scores (intervention minus control); intervention: change as "
+        "reported; intervention change: SD from SE (sd = se*sqrt(n)); control: change as "
+        "reported; control change: SD from SE (sd = se*sqrt(n)); MD = m1-m2, vi = "
+        "sd1^2/n1 + sd2^2/n2")
