@@ -8,6 +8,8 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
     python benchmarks/mutation.py                   # every module below
     python benchmarks/mutation.py conversions       # one module
     python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
+    python benchmarks/mutation.py --resume units    # after adding tests: re-check only the
+                                                    # mutants the kept run left alive
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -316,6 +319,8 @@ EXCLUDED: dict[str, tuple[str, str]] = {
 #: multi-start likelihood search over random data sets (seconds per mutant each)
 DESELECT = "not retry_ladder and not bayesian_i2 and not global_maximum"
 
+MUTMUT = [sys.executable, "-m", "mutmut"]
+
 STATUS = re.compile(r"^\s*(\S+): (killed|survived|no tests|timeout|suspicious|"
                     r"skipped|segfault|caught by type check|check was interrupted by user|"
                     r"not checked)\s*$")
@@ -363,19 +368,51 @@ def run_module(module: str, work: Path) -> dict[str, object]:
     """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate."""
     _prepare(module, work)
     start = time.perf_counter()
-    mutmut = [sys.executable, "-m", "mutmut"]
-    subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, check=False,
+    subprocess.run([*MUTMUT, "run", "--max-children", "2"], cwd=work, check=False,
                    capture_output=True, text=True)
-    res = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, check=False,
+    return _count(module, work, time.perf_counter() - start)
+
+
+def resume_module(module: str, work: Path, previous: Mapping[str, object]) -> dict[str, object]:
+    """Re-check, with the current tests, only the mutants a kept run left alive.
+
+    Tests added since that run can only kill more mutants (a killed mutant fails a test that
+    is still there), so the result equals a full run's; the mutated module must be unchanged
+    (else run it afresh). ``seconds`` adds this run's time to the kept run's.
+    """
+    src = f"src/nutrimeta/{module}.py"
+    if not (work / "mutants").is_dir() or \
+            (ROOT / src).read_bytes() != (work / src).read_bytes():
+        raise SystemExit(f"{module}: no kept run of the current source in {work}; "
+                         "run without --resume")
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns(
+        "__pycache__", ".hypothesis"))
+    (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map the new tests
+    alive = [name for name, status in _statuses(work)
+             if status not in ("killed", "caught by type check", "timeout")]
+    start = time.perf_counter()
+    if alive:
+        subprocess.run([*MUTMUT, "run", "--max-children", "2", *alive], cwd=work,
+                       check=False, capture_output=True, text=True)
+    out = _count(module, work, time.perf_counter() - start + float(previous["seconds"]))
+    out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
+    return out
+
+
+def _statuses(work: Path) -> list[tuple[str, str]]:
+    """(mutant, status) of every mutant of the kept run in ``work``."""
+    res = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=work, check=False,
                          capture_output=True, text=True)
+    return [m.groups() for m in map(STATUS.match, res.stdout.splitlines()) if m]
+
+
+def _count(module: str, work: Path, seconds: float) -> dict[str, object]:
+    """Counts of each status in ``work`` (excluded mutants left out) and the kill rate."""
     counts: dict[str, int] = {}
     survivors = []
     excluded = {}
-    for line in res.stdout.splitlines():
-        m = STATUS.match(line)
-        if not m:
-            continue
-        name, status = m.groups()
+    for name, status in _statuses(work):
         if name in EXCLUDED and _is_mutant(work, name, EXCLUDED[name][0]):
             excluded[name] = EXCLUDED[name][1]
             continue
@@ -401,19 +438,23 @@ def run_module(module: str, work: Path) -> dict[str, object]:
             "meets_goal": bool(total) and caught / total >= GOAL,
             "tests": MODULES[module], "deselected": DESELECT, "survivors": survivors,
             "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(seconds, 1)}
 
 
 def main(argv: list[str]) -> None:
-    keep = "--keep" in argv
-    modules = [a for a in argv if a != "--keep"] or list(MODULES)
+    keep = "--keep" in argv or "--resume" in argv
+    resume = "--resume" in argv
+    modules = [a for a in argv if a not in ("--keep", "--resume")] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
         print(f"mutating {module} ...", flush=True)
-        if keep:  # left in build/ for `mutmut results` / `mutmut show` there
-            results["modules"][module] = run_module(
-                module, ROOT / "build" / "mutation" / module.replace("/", "_"))
+        kept = ROOT / "build" / "mutation" / module.replace("/", "_")
+        if resume:
+            results["modules"][module] = resume_module(module, kept,
+                                                       results["modules"][module])
+        elif keep:  # left in build/ for `mutmut results` / `mutmut show` there
+            results["modules"][module] = run_module(module, kept)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 results["modules"][module] = run_module(module, Path(tmp) / "project")

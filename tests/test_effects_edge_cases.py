@@ -774,11 +774,12 @@ def test_difference_se_as_reported_in_another_unit() -> None:
 
 @pytest.mark.parametrize(("qual", "comp", "n"), [
     ("=", "between_arms", 40), ("", "", 40), ("<", "between_arms_change", 40),
-    ("=", "between_arms", None)])
+    ("=", "between_arms", None), ("=", "between_arms", 2), ("=", "between_arms", 3)])
 def test_difference_se_from_p(qual: str, comp: str, n) -> None:
+    """t with n-2 df when n > 2 (Handbook 6.5.2.3), z when no df is left or n is unknown."""
     r = row([diff("d2003", n=n, mean=-2.0, p_value=0.01, p_value_qualifier=qual,
                   p_value_comparison=comp)])
-    q = stats.t.isf(0.005, 38) if n else stats.norm.isf(0.005)
+    q = stats.t.isf(0.005, n - 2) if n and n > 2 else stats.norm.isf(0.005)
     assert r.poolable and r.yi == -2.0
     assert r.vi == pytest.approx((2.0 / q) ** 2, rel=1e-12)
     assert ("(p<x taken as p=x: conservative, SE overestimated)" in r.derivation) == \
@@ -1048,11 +1049,11 @@ def test_reported_sizes_of_a_subgroup_row() -> None:
 
 
 def dose_arms(measure: str = "MD", c_mean: float = 15.0, c2: dict | None = None,
-              label: str | None = "placebo") -> pd.DataFrame:
+              label: str | None = "placebo", c_sd: float | None = 3.0) -> pd.DataFrame:
     """Two doses against one placebo group, entered once per dose (subgroups)."""
     rows = []
     for sub, m in (("low", 16.0), ("high", 17.5)):
-        ctrl = dict(n=25, mean=c_mean, sd=3.0, arm_label=label) | (
+        ctrl = dict(n=25, mean=c_mean, sd=c_sd, arm_label=label) | (
             c2 or {} if sub == "high" else {})
         rows += [res("h2000", "intervention", "follow_up", n=24, mean=m, sd=4.0,
                      subgroup=sub, arm_label=sub),
@@ -1086,7 +1087,8 @@ def test_shared_control_without_usable_control_numbers() -> None:
     df = dose_arms("ROM", c_mean=0.0)
     assert (df.shared_control_id != "").all()
     assert df.cov_shared_control.isna().all()  # no ROM with a zero control mean
-    df = dose_arms("MD", c2=None)
+    df = dose_arms("MD", c_sd=None)
+    assert (df.shared_control_id != "").all() and df.cov_shared_control.isna().all()
     rows = [res("h2001", "contrast", "follow_up", "difference", n=40, mean=1.0, se=0.5,
                 subgroup=s) for s in ("low", "high")]
     assert (run(rows, study("h2001")).shared_control_id == "").all()
@@ -1120,3 +1122,34 @@ def test_change_derivation_reads_what_then_how() -> None:
         "reported; intervention change: SD from SE (sd = se*sqrt(n)); control: change as "
         "reported; control change: SD from SE (sd = se*sqrt(n)); MD = m1-m2, vi = "
         "sd1^2/n1 + sd2^2/n2")
+
+
+def test_single_arm_md_needs_a_unit_and_states_the_conversion() -> None:
+    rows = [sa("s2007", "baseline", n=20, mean=12.0, sd=3.0, unit=None),
+            sa("s2007", "follow_up", n=20, mean=14.0, sd=3.5, unit=None)]
+    assert row(rows).reason == "unit not recorded"
+    rows = [sa("s2008", "baseline", n=22, mean=12.0, sd=3.0),
+            sa("s2008", "follow_up", "change", n=20, mean=1.8 / F, sd=2.0 / F, unit="ng/dL")]
+    r = row(rows, measures={TT: "SMD"})
+    assert "units ng/dL->nmol/L" in r.derivation
+    r = row(rows[1:])
+    assert r.yi == pytest.approx(1.8, rel=1e-12) and r.vi == pytest.approx(4 / 20, rel=1e-12)
+    assert "units ng/dL->nmol/L" in r.derivation
+
+
+def test_shared_control_rom_cov_with_a_control_mean_below_one() -> None:
+    df = dose_arms("ROM", c_mean=0.5)
+    np.testing.assert_allclose(df.cov_shared_control, [9 / (25 * 0.25)] * 2, rtol=1e-12)
+
+
+def test_rom_direction_needs_both_arms_at_one_known_week() -> None:
+    def rows(wk_i: float, wk_c: float) -> list[dict]:
+        return [res("y2003", "intervention", "follow_up", "change", week=NAN, n=20,
+                    mean=-12.0),
+                res("y2003", "intervention", "follow_up", "change", week=wk_i, n=20,
+                    mean=3.0),
+                res("y2003", "control", "follow_up", "change", week=wk_c, n=20, mean=1.0)]
+
+    rom = {"measures": {TT: "ROM"}}
+    assert row(rows(0.5, 0.5), **rom).direction == "increase"  # week 0.5 beats a missing week
+    assert row(rows(NAN, 12), **rom).direction == ""
