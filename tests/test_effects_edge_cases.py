@@ -1153,3 +1153,43 @@ def test_rom_direction_needs_both_arms_at_one_known_week() -> None:
     rom = {"measures": {TT: "ROM"}}
     assert row(rows(0.5, 0.5), **rom).direction == "increase"  # week 0.5 beats a missing week
     assert row(rows(NAN, 12), **rom).direction == ""
+
+
+def test_control_signature_compares_every_reported_number_within_one_trial_outcome() -> None:
+    """Control rows equal in every reported column and label are one shared group; a
+    difference in any one column (or another trial or outcome) means different people."""
+    ctrl = dict(arm_label="placebo", n=25, mean=15.0, sd=3.0, se=0.6, ci_lower=13.8,
+                ci_upper=16.2, median=15.0, q1=13.0, q3=17.0, min=9.0, max=21.0,
+                geometric_mean=14.7)
+
+    def trial(sid: str, sub: str, outcome: str = TT, **change) -> list[dict]:
+        c = ctrl | change
+        tp = c.pop("timepoint", "follow_up")
+        vt = c.pop("value_type", "value")
+        return [res(sid, "intervention", "follow_up", n=24, mean=17.0, sd=4.0, subgroup=sub,
+                    outcome=outcome),
+                res(sid, "control", tp, vt, subgroup=sub, outcome=outcome, **c)]
+
+    rows = trial("h2003", "base") + trial("h2004", "base") + trial("h2003", "base", GLU)
+    variants = {c: {c: v + 1.0} for c, v in ctrl.items() if c != "arm_label"}
+    variants |= {"arm_label": {"arm_label": "usual care"}, "week": {"week": 13},
+                 "timepoint": {"timepoint": "baseline", "week": 12},
+                 "value_type": {"value_type": "change"}}
+    for col, change in variants.items():
+        rows += trial("h2003", col, **change)
+    df = run(rows, study("h2003"), study("h2004"))
+    assert len(df) == 3 + len(variants)
+    assert (df.shared_control_id == "").all(), df[df.shared_control_id != ""].subgroup
+
+
+def test_shared_control_rows_in_any_order_and_three_doses() -> None:
+    def arm(sub: str, m: float, order: int) -> list[dict]:
+        ctrl = [res("h2005", "control", "baseline", n=25, mean=14.0, sd=3.0, subgroup=sub),
+                res("h2005", "control", "follow_up", n=25, mean=15.0, sd=3.0, subgroup=sub)]
+        return [res("h2005", "intervention", "follow_up", n=24, mean=m, sd=4.0,
+                    subgroup=sub), *ctrl[::order]]
+
+    rows = arm("low", 16.0, 1) + arm("mid", 17.0, -1) + arm("high", 18.0, 1)
+    df = run(rows, study("h2005"), prefer="final")
+    assert (df.shared_control_id == "h2005:total_testosterone:control:shared").all()
+    np.testing.assert_allclose(df.cov_shared_control, [9 / 25] * 3, rtol=1e-12)
