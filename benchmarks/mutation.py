@@ -156,6 +156,29 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
     "nutrimeta.diagnostics.x_summarise__mutmut_93": (
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_12": (
+        "if not _fin(sd_c) or n_c <= 0:",
+        "a finite control SD comes only with a computed effect, whose n is finite"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_14": (
+        "or n_c < 0:", "a computed effect has n >= 2 in its control arm"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_15": (
+        "or n_c <= 1:", "a computed effect has n >= 2 in its control arm"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_30": (
+        "if (_fin(m_c) and m_c > 0) or True else",
+        "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_37": (
+        "if _fin(m_c) or m_c > 0 else", "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_39": (
+        "if _fin(m_c) and m_c >= 0 else", "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_2": (
+        "index=None", "pandas writes no index column when index is falsy"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_3": (
+        "lineterminator=None", "os.linesep is '\\n' on the POSIX machines this runs on"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_6": (
+        "text = df.to_csv(index=False, float_format",
+        "os.linesep is '\\n' on the POSIX machines this runs on"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_15": (
+        'text.encode("UTF-8")', "codec names are case-insensitive"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),

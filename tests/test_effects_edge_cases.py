@@ -1049,13 +1049,14 @@ def test_reported_sizes_of_a_subgroup_row() -> None:
 
 
 def dose_arms(measure: str = "MD", c_mean: float = 15.0, c2: dict | None = None,
-              label: str | None = "placebo", c_sd: float | None = 3.0) -> pd.DataFrame:
+              label: str | None = "placebo", c_sd: float | None = 3.0,
+              i_sd: float = 4.0) -> pd.DataFrame:
     """Two doses against one placebo group, entered once per dose (subgroups)."""
     rows = []
     for sub, m in (("low", 16.0), ("high", 17.5)):
         ctrl = dict(n=25, mean=c_mean, sd=c_sd, arm_label=label) | (
             c2 or {} if sub == "high" else {})
-        rows += [res("h2000", "intervention", "follow_up", n=24, mean=m, sd=4.0,
+        rows += [res("h2000", "intervention", "follow_up", n=24, mean=m, sd=i_sd,
                      subgroup=sub, arm_label=sub),
                  res("h2000", "control", "follow_up", subgroup=sub, **ctrl)]
     return run(rows, study("h2000"), measures={TT: measure})
@@ -1083,12 +1084,15 @@ def test_different_control_numbers_are_not_shared() -> None:
     assert (df.shared_control_id == "").all()
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_shared_control_without_usable_control_numbers() -> None:
     df = dose_arms("ROM", c_mean=0.0)
     assert (df.shared_control_id != "").all()
     assert df.cov_shared_control.isna().all()  # no ROM with a zero control mean
     df = dose_arms("MD", c_sd=None)
     assert (df.shared_control_id != "").all() and df.cov_shared_control.isna().all()
+    df = dose_arms("SMD", c_sd=0.0, i_sd=0.0)  # no SMD without spread: no covariance
+    assert not df.poolable.any() and df.cov_shared_control.isna().all()
     rows = [res("h2001", "contrast", "follow_up", "difference", n=40, mean=1.0, se=0.5,
                 subgroup=s) for s in ("low", "high")]
     assert (run(rows, study("h2001")).shared_control_id == "").all()
@@ -1107,8 +1111,9 @@ def test_whole_trial_rows_never_share_a_control() -> None:
 def test_fingerprint_is_the_hash_of_the_plain_csv_text() -> None:
     """No index column, '\n' line ends, 12 significant digits, UTF-8: the same table gives
     the same key on every platform, and float noise below 12 digits does not change it."""
-    df = pd.DataFrame({"yi": [1.0, 0.1 + 0.2], "reason": ["", "µ"]}, index=[7, 3])
-    text = "yi,reason\n1,\n0.3,µ\n"
+    df = pd.DataFrame({"yi": [1.0, 0.1 + 0.2, 1.5e-20], "reason": ["", "µ", ""]},
+                      index=[7, 3, 5])
+    text = "yi,reason\n1,\n0.3,µ\n1.5e-20,\n"
     assert effects_fingerprint(df) == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
