@@ -1198,3 +1198,60 @@ def test_shared_control_rows_in_any_order_and_three_doses() -> None:
     df = run(rows, study("h2005"), prefer="final")
     assert (df.shared_control_id == "h2005:total_testosterone:control:shared").all()
     np.testing.assert_allclose(df.cov_shared_control, [9 / 25] * 3, rtol=1e-12)
+
+
+def test_single_arm_labels_weeks_and_units_of_every_route() -> None:
+    """Refusals name the single arm's row; each route records its week; every row is
+    converted (with the outcome's molar mass) before a ratio or a standardised change."""
+    base = sa("s2009", "baseline", n=20, mean=12.0, sd=3.0)
+    fu = sa("s2009", "follow_up", week=10, n=20, mean=14.0, sd=3.5)
+    chg = sa("s2009", "follow_up", "change", week=10, n=20, mean=2.0, sd=2.0)
+    for measure in ("SMD", "ROM"):
+        assert row([{**base, "sd": None}, fu], measures={TT: measure}).reason == \
+            "no dispersion reported (single arm baseline)"
+        assert row([base, {**fu, "sd": None}], measures={TT: measure}).reason == \
+            "no dispersion reported (single arm follow-up)"
+        r = row([base, {**fu, "sd": None, "se": 3.5 / math.sqrt(20)}], measures={TT: measure})
+        assert r.week == 10 and "single arm follow-up: SD from SE" in r.derivation
+        assert r.derivation.startswith("within-arm change, follow-up minus baseline "
+                                       "(single-arm pre/post); ")
+    assert row([base, fu]).week == 10
+    r = row([base, chg], measures={TT: "SMD"})
+    assert r.week == 10 and "; single arm: change as reported; " in r.derivation
+    # baseline in ng/dL, change in nmol/L: SMD = J(n-1) * change / sd_baseline
+    r = row([{**base, "mean": 12.0 / F, "sd": 3.0 / F, "unit": "ng/dL"}, chg],
+            measures={TT: "SMD"})
+    assert r.yi == pytest.approx(j(19) * 2.0 / 3.0, rel=1e-12)
+    # follow-up in ng/dL: ROM of the converted means
+    r = row([base, {**fu, "mean": 14.0 / F, "sd": 3.5 / F, "unit": "ng/dL"}],
+            measures={TT: "ROM"})
+    assert r.yi == pytest.approx(math.log(14 / 12), rel=1e-12)
+    assert "units ng/dL->nmol/L" in r.derivation
+
+
+def test_single_arm_rom_of_means_below_one() -> None:
+    rows = [sa("s2010", "baseline", n=20, mean=0.8, sd=0.2),
+            sa("s2010", "follow_up", n=20, mean=0.9, sd=0.25)]
+    r = row(rows, measures={TT: "ROM"})
+    assert r.poolable and r.yi == pytest.approx(math.log(0.9 / 0.8), rel=1e-12)
+    assert r.vi == pytest.approx(0.0625 / (20 * 0.81) + 0.04 / (20 * 0.64)
+                                 - 2 * 0.5 * 0.2 * 0.25 / (20 * 0.72), rel=1e-12)
+
+
+def test_two_arm_ratios_of_means_below_one() -> None:
+    rom = {"measures": {TT: "ROM"}}
+    r = row(finals("a2008", (0.9, 0.3, 20), (0.6, 0.2, 21)), **rom)
+    assert r.yi == pytest.approx(math.log(1.5), rel=1e-12)
+    assert r.vi == pytest.approx(0.09 / (20 * 0.81) + 0.04 / (21 * 0.36), rel=1e-12)
+    assert r.estimate_partial == pytest.approx(math.log(1.5), rel=1e-12)
+    nosd = row(finals("a2009", (0.9, None, 20), (0.6, None, 21)), **rom)
+    assert not nosd.poolable and nosd.estimate_partial == pytest.approx(math.log(1.5))
+    geo = [res("a2010", "intervention", "follow_up", geometric_mean=0.5, ci_lower=0.4,
+               ci_upper=0.625),
+           res("a2010", "control", "follow_up", geometric_mean=0.4, ci_lower=0.3,
+               ci_upper=0.5)]
+    r = row(geo, **rom)
+    z = stats.norm.ppf(0.975)
+    assert r.yi == pytest.approx(math.log(1.25), rel=1e-12)
+    assert r.vi == pytest.approx((math.log(0.625 / 0.4) ** 2 + math.log(0.5 / 0.3) ** 2)
+                                 / (2 * z) ** 2, rel=1e-12)
