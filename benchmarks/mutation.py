@@ -10,6 +10,7 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
     python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
     python benchmarks/mutation.py --resume units    # after adding tests: re-check only the
                                                     # mutants the kept run left alive
+    python benchmarks/mutation.py --recount units   # after editing EXCLUDED: count again
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -179,6 +180,39 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "os.linesep is '\\n' on the POSIX machines this runs on"),
     "nutrimeta.effects.x_effects_fingerprint__mutmut_15": (
         'text.encode("UTF-8")', "codec names are case-insensitive"),
+    "nutrimeta.effects.x__single_arm__mutmut_61": (
+        "r=r, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_68": (
+        "week=week, r=r, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_207": (
+        "r=r, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_214": (
+        "week=week, r=r, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_218": (
+        "unit=\"XXXX\"",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_103": (
+        "ustep = _to_unit([b, f], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_170": (
+        "ustep = _to_unit([b, f], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_115": (
+        "target, outcome, None,",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_130": (
+        "ustep += _to_unit([b], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_116": (
+        "None)",
+        "a single arm's change without follow-up never takes its SD from r"),
+    "nutrimeta.effects.x__single_arm__mutmut_140": (
+        "b.mean + diff, None, n, r, \"SMD\")",
+        "SMCR standardises by the baseline SD only; the follow-up SD is not read"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
@@ -396,30 +430,33 @@ def run_module(module: str, work: Path) -> dict[str, object]:
     return _count(module, work, time.perf_counter() - start)
 
 
-def resume_module(module: str, work: Path, previous: Mapping[str, object]) -> dict[str, object]:
+def resume_module(module: str, work: Path, previous: Mapping[str, object],
+                  recheck: bool = True) -> dict[str, object]:
     """Re-check, with the current tests, only the mutants a kept run left alive.
 
     Tests added since that run can only kill more mutants (a killed mutant fails a test that
     is still there), so the result equals a full run's; the mutated module must be unchanged
-    (else run it afresh). ``seconds`` adds this run's time to the kept run's.
+    (else run it afresh). ``seconds`` adds this run's time to the kept run's. With
+    ``recheck=False`` the kept results are only counted again (after editing ``EXCLUDED``).
     """
     src = f"src/nutrimeta/{module}.py"
     if not (work / "mutants").is_dir() or \
             (ROOT / src).read_bytes() != (work / src).read_bytes():
         raise SystemExit(f"{module}: no kept run of the current source in {work}; "
                          "run without --resume")
-    shutil.rmtree(work / "tests")
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns(
-        "__pycache__", ".hypothesis"))
-    (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map the new tests
     alive = [name for name, status in _statuses(work)
-             if status not in ("killed", "caught by type check", "timeout")]
+             if status not in ("killed", "caught by type check", "timeout")] if recheck else []
     start = time.perf_counter()
     if alive:
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns(
+            "__pycache__", ".hypothesis"))
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map new tests
         subprocess.run([*MUTMUT, "run", "--max-children", "2", *alive], cwd=work,
                        check=False, capture_output=True, text=True)
     out = _count(module, work, time.perf_counter() - start + float(previous["seconds"]))
-    out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
+    if recheck:
+        out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
     return out
 
 
@@ -465,17 +502,18 @@ def _count(module: str, work: Path, seconds: float) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> None:
-    keep = "--keep" in argv or "--resume" in argv
-    resume = "--resume" in argv
-    modules = [a for a in argv if a not in ("--keep", "--resume")] or list(MODULES)
+    flags = ("--keep", "--resume", "--recount")
+    keep = any(f in argv for f in flags)
+    resume = "--resume" in argv or "--recount" in argv
+    modules = [a for a in argv if a not in flags] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
         print(f"mutating {module} ...", flush=True)
         kept = ROOT / "build" / "mutation" / module.replace("/", "_")
         if resume:
-            results["modules"][module] = resume_module(module, kept,
-                                                       results["modules"][module])
+            results["modules"][module] = resume_module(
+                module, kept, results["modules"][module], recheck="--recount" not in argv)
         elif keep:  # left in build/ for `mutmut results` / `mutmut show` there
             results["modules"][module] = run_module(module, kept)
         else:
