@@ -1255,3 +1255,46 @@ def test_two_arm_ratios_of_means_below_one() -> None:
     assert r.yi == pytest.approx(math.log(1.25), rel=1e-12)
     assert r.vi == pytest.approx((math.log(0.625 / 0.4) ** 2 + math.log(0.5 / 0.3) ** 2)
                                  / (2 * z) ** 2, rel=1e-12)
+
+
+def test_difference_without_estimate_but_a_p_value_or_a_direction() -> None:
+    arms = [res("d2009", "intervention", "follow_up", n=20, mean=16.0),
+            res("d2009", "control", "follow_up", n=20, mean=15.0)]
+    for only in (dict(p_value=0.03), dict(direction="increase")):
+        r = row([diff("d2009", n=40, **only), *arms])
+        assert r.reason == REASON_P_ONLY, only
+
+
+def test_difference_df_needs_both_arm_sizes() -> None:
+    """One arm's n alone does not give n1 + n2 - 2: the trial's total n does (t, 38 df);
+    arms of 40 and 30 make n = 70 >= 60: z."""
+    ci = dict(mean=1.2, ci_lower=0.2, ci_upper=2.2)
+    rows = [diff("d2010", n=40, **ci), res("d2010", "intervention", "follow_up", n=15,
+                                            mean=16.0)]
+    assert row(rows).vi == pytest.approx((1.0 / stats.t.ppf(0.975, 38)) ** 2, rel=1e-12)
+    rows = [diff("d2011", **ci), res("d2011", "intervention", "follow_up", n=40, mean=16.0),
+            res("d2011", "control", "follow_up", n=30, mean=15.0)]
+    r = row(rows)
+    assert r.vi == pytest.approx((1.0 / stats.norm.ppf(0.975)) ** 2, rel=1e-12)
+    assert "se = width/(2*z)" in r.derivation
+
+
+def test_difference_with_one_ci_bound_uses_the_p_value() -> None:
+    for bound in (dict(ci_lower=0.5), dict(ci_upper=3.5)):
+        r = row([diff("d2012", n=40, mean=2.0, p_value=0.01, p_value_qualifier="=",
+                      **bound)])
+        assert r.poolable, bound
+        assert r.vi == pytest.approx((2.0 / stats.t.isf(0.005, 38)) ** 2, rel=1e-12)
+    r = row([diff("d2013", n=40, mean=2.0, ci_upper=3.5)])
+    assert r.reason == "no dispersion reported (between-arm difference)"
+
+
+def test_rom_direction_note_from_mean_changes() -> None:
+    rows = [res("y2004", "intervention", "follow_up", "change", n=20, mean=-12.0),
+            res("y2004", "control", "follow_up", "change", n=20, mean=3.0)]
+    r = row(rows, measures={TT: "ROM"})
+    assert r.direction == "decrease"
+    assert r.reason.endswith(
+        "ROM needs follow-up levels, only changes are reported; the direction of the "
+        "contrast (decrease: mean change -12 vs 3) and the reported p-value enter the "
+        "all-reports analysis (sign/censored routes)")
