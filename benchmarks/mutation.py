@@ -213,6 +213,36 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__single_arm__mutmut_140": (
         "b.mean + diff, None, n, r, \"SMD\")",
         "SMCR standardises by the baseline SD only; the follow-up SD is not read"),
+    "nutrimeta.effects.x__difference__mutmut_149": (
+        "d = cv.se_from_ci(lo, hi, level=_ci_level(row),",
+        "se_from_ci's n defaults to None"),
+    "nutrimeta.effects.x__difference__mutmut_161": (
+        "df=df if (use_t) or True else None)",
+        "a z interval ignores df"),
+    "nutrimeta.effects.x__difference__mutmut_173": (
+        "replace(\"XXn-1 dfXX\", \"n1+n2-2 df\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_174": (
+        "replace(\"N-1 DF\", \"n1+n2-2 df\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_175": (
+        "replace(\"n-1 df\", \"XXn1+n2-2 dfXX\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_176": (
+        "replace(\"n-1 df\", \"N1+N2-2 DF\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__change_direction__mutmut_56": (
+        "else -2.0)",
+        "weeks are not negative: any sentinel below 0 ranks a missing week last"),
+    "nutrimeta.effects.x__change_direction__mutmut_75": (
+        "return \"\", \"XXXX\"",
+        "the note is read only with a direction"),
+    "nutrimeta.effects.x__change_direction__mutmut_99": (
+        "return \"\", \"XXXX\"",
+        "the note is read only with a direction"),
+    "nutrimeta.effects.x__change_direction__mutmut_81": (
+        "direction = \"decrease\" if ci <= cc else \"increase\"",
+        "equal changes return no direction just before"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
