@@ -759,8 +759,12 @@ def test_difference_takes_arm_sizes_from_follow_up_rows() -> None:
     g = j(27) * 1.2 / sd
     assert smd.yi == pytest.approx(g, rel=1e-12)
     assert smd.vi == pytest.approx(1 / 15 + 1 / 14 + g**2 / 58, rel=1e-12)
-    assert "equal allocation" not in smd.derivation
-    assert "pooled SD back-calculated from SE of the difference" in smd.derivation
+    assert smd.derivation == (
+        "reported between-arm difference (intervention minus control); SE from 90% CI "
+        "(se = width/(2*t[n1+n2-2 df])); pooled SD back-calculated from SE of the "
+        "difference (sd = se/sqrt(1/n1+1/n2)); Hedges g with exact J, "
+        "vi = 1/n1+1/n2+g^2/(2(n1+n2))")
+    assert smd.week == 12
     assert smd.reason == "" and (smd.n_intervention, smd.n_control) == (15, 14)
 
 
@@ -782,8 +786,9 @@ def test_difference_se_from_p(qual: str, comp: str, n) -> None:
     q = stats.t.isf(0.005, n - 2) if n and n > 2 else stats.norm.isf(0.005)
     assert r.poolable and r.yi == -2.0
     assert r.vi == pytest.approx((2.0 / q) ** 2, rel=1e-12)
-    assert ("(p<x taken as p=x: conservative, SE overestimated)" in r.derivation) == \
-        (qual == "<")
+    note = " (p<x taken as p=x: conservative, SE overestimated)" if qual == "<" else ""
+    dist = "t[1-p/2, df]" if n and n > 2 else "z[1-p/2]"
+    assert r.derivation.endswith(f"(se = |est|/{dist}){note}; vi = se^2")
 
 
 @pytest.mark.parametrize("kw", [dict(p_value_qualifier=">"),
@@ -1298,3 +1303,19 @@ def test_rom_direction_note_from_mean_changes() -> None:
         "ROM needs follow-up levels, only changes are reported; the direction of the "
         "contrast (decrease: mean change -12 vs 3) and the reported p-value enter the "
         "all-reports analysis (sign/censored routes)")
+
+
+def test_difference_smd_splits_the_total_unless_both_arm_sizes_are_known() -> None:
+    """n1 = n2 = n/2 when the arms' sizes are not both reported (one arm's n is not enough)."""
+    m = 38
+    se = 0.5
+    g = j(m) * 1.0 / (se / math.sqrt(0.1))
+    for arm in ("intervention", "control"):
+        rows = [diff("d2014", week=8, n=40, mean=1.0, se=se),
+                res("d2014", arm, "follow_up", week=8, n=15, mean=16.0)]
+        r = row(rows, measures={TT: "SMD"})
+        assert r.yi == pytest.approx(g, rel=1e-12), arm
+        assert r.vi == pytest.approx(0.1 + g**2 / 80, rel=1e-12)
+        assert (r.n_intervention, r.n_control, r.week) == (20, 20, 8)
+        assert "(sd = se/sqrt(1/n1+1/n2)) (equal allocation assumed: n1 = n2 = n/2); " \
+            "Hedges g" in r.derivation
