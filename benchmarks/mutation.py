@@ -243,6 +243,15 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__change_direction__mutmut_81": (
         "direction = \"decrease\" if ci <= cc else \"increase\"",
         "equal changes return no direction just before"),
+    "nutrimeta.effects.x__difference__mutmut_238": (
+        "st = _Stat(est, se, None, _str(row, \"unit\"))",
+        "the difference's n is not read: MD uses its SE, SMD the arm sizes"),
+    "nutrimeta.effects.x__difference__mutmut_267": (
+        "week=week, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__difference__mutmut_274": (
+        "week=week, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
