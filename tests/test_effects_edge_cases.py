@@ -1319,3 +1319,29 @@ def test_difference_smd_splits_the_total_unless_both_arm_sizes_are_known() -> No
         assert (r.n_intervention, r.n_control, r.week) == (20, 20, 8)
         assert "(sd = se/sqrt(1/n1+1/n2)) (equal allocation assumed: n1 = n2 = n/2); " \
             "Hedges g" in r.derivation
+
+
+@pytest.mark.parametrize("bounds", [dict(ci_lower=None), dict(ci_lower=0.0),
+                                    dict(geometric_mean=None, mean=None)])
+def test_geometric_rom_needs_complete_positive_intervals(bounds: dict) -> None:
+    rows = [res("a2011", "intervention", "follow_up", n=20, geometric_mean=1.0, ci_lower=0.8,
+                ci_upper=1.25) | bounds,
+            res("a2011", "control", "follow_up", n=25, geometric_mean=1.2, ci_lower=1.0,
+                ci_upper=1.44)]
+    r = row(rows, measures={TT: "ROM"})
+    assert not r.poolable
+    if "geometric_mean" in bounds:
+        assert r.reason == "no mean reported (intervention follow-up)"
+    else:
+        assert r.reason == \
+            "no dispersion reported (intervention follow-up: geometric mean without CI)"
+
+
+def test_geometric_rom_reports_the_arm_sizes() -> None:
+    rows = [res("a2012", "intervention", "follow_up", n=20, geometric_mean=10.0, ci_lower=8.0,
+                ci_upper=12.5),
+            res("a2012", "control", "follow_up", n=25, geometric_mean=12.0, ci_lower=10.0,
+                ci_upper=14.4)]
+    r = row(rows, measures={TT: "ROM"})
+    assert (r.n_intervention, r.n_control) == (20, 25)
+    assert math.isnan(r.prepost_correlation) and math.isnan(r.mean_intervention)
