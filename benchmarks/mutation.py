@@ -252,6 +252,21 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__difference__mutmut_274": (
         "week=week, derivation=",
         "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_75": (
+        "week=week, r=None,",
+        "None and NaN both become NaN in the float column prepost_correlation"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_83": (
+        "week=week, unit=\"\", derivation=",
+        "r defaults to NaN"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_76": (
+        "unit=None, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_84": (
+        "                    derivation=\"ROM of final geometric means",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_88": (
+        "unit=\"XXXX\", derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
