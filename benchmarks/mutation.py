@@ -541,7 +541,9 @@ def _count(module: str, work: Path, seconds: float) -> dict[str, object]:
     # reaches counts as surviving
     caught = killed + timeouts
     pragmas = _pragma_reasons(module)
+    unchecked = counts.get("not checked", 0)  # a stopped run: the rate is of checked ones
     return {"mutants": total, "killed": killed, "timeouts": timeouts,
+            **({"not_checked": unchecked} if unchecked else {}),
             "survived": total - caught,
             "excluded": {"by_pragma_lines": sum(pragmas.values()), "pragma_reasons": pragmas,
                          "by_name": len(excluded),
@@ -549,7 +551,7 @@ def _count(module: str, work: Path, seconds: float) -> dict[str, object]:
                                      for r in sorted(set(excluded.values()))}},
             "counts": counts, "kill_rate": round(caught / total, 4) if total else None,
             "kill_rate_of_covered": round(caught / covered, 4) if covered else None,
-            "meets_goal": bool(total) and caught / total >= GOAL,
+            "meets_goal": bool(total) and not unchecked and caught / total >= GOAL,
             "tests": MODULES[module], "deselected": DESELECT, "survivors": survivors,
             "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
             "seconds": round(seconds, 1)}
