@@ -1345,3 +1345,31 @@ def test_geometric_rom_reports_the_arm_sizes() -> None:
     r = row(rows, measures={TT: "ROM"})
     assert (r.n_intervention, r.n_control) == (20, 25)
     assert math.isnan(r.prepost_correlation) and math.isnan(r.mean_intervention)
+
+
+def test_change_rows_need_a_unit_for_md() -> None:
+    rows = [res("c2004", arm, "follow_up", "change", n=20, mean=m, sd=2.0, unit=None)
+            for arm, m in (("intervention", 1.5), ("control", 0.5))]
+    assert row(rows).reason == "unit not recorded; no follow-up value reported (intervention)"
+    assert row(rows, measures={TT: "SMD"}).poolable
+
+
+def test_change_sd_fallback_names_the_row_it_lacks() -> None:
+    def rows(base: dict, fu: dict) -> list[dict]:
+        return [res("c2005", "intervention", "baseline", n=12, mean=14.0, **base),
+                res("c2005", "intervention", "follow_up", n=12, mean=16.0, **fu),
+                res("c2005", "intervention", "follow_up", "change", n=12, mean=2.5),
+                res("c2005", "control", "follow_up", "change", n=11, mean=0.5, sd=3.0)]
+
+    assert row(rows({}, dict(sd=5.0))).reason == (
+        "no dispersion reported (intervention baseline); no follow-up value reported "
+        "(control)")
+    # the final-value route fails on the same row
+    assert row(rows(dict(sd=4.0), {})).reason == \
+        "no dispersion reported (intervention follow-up)"
+    r = row(rows(dict(se=1.0), dict(sd=5.0)))
+    sd_b = 1.0 * math.sqrt(12)
+    sd = math.sqrt(sd_b**2 + 25 - 2 * 0.5 * sd_b * 5)
+    assert r.vi == pytest.approx(sd**2 / 12 + 9 / 11, rel=1e-12)
+    assert "intervention baseline: SD from SE (sd = se*sqrt(n)); intervention: change " \
+        "mean as reported" in r.derivation
