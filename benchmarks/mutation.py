@@ -267,6 +267,9 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__geometric_rom__mutmut_88": (
         "unit=\"XXXX\", derivation=",
         "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__change_stat__mutmut_67": (
+        "chg = _Stat(_num(a.change, \"mean\"), 1.0,",
+        "the change SD is overwritten after the unit conversion"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
