@@ -1373,3 +1373,9 @@ def test_change_sd_fallback_names_the_row_it_lacks() -> None:
     assert r.vi == pytest.approx(sd**2 / 12 + 9 / 11, rel=1e-12)
     assert "intervention baseline: SD from SE (sd = se*sqrt(n)); intervention: change " \
         "mean as reported" in r.derivation
+
+
+def test_rom_refusal_gives_only_the_arm_reason() -> None:
+    rows = finals("a2013", (16.0, None, 20), (15.0, None, 20))
+    assert row(rows, measures={TT: "ROM"}).reason == \
+        "no dispersion reported (intervention follow-up)"
