@@ -270,6 +270,51 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__change_stat__mutmut_67": (
         "chg = _Stat(_num(a.change, \"mean\"), 1.0,",
         "the change SD is overwritten after the unit conversion"),
+    "nutrimeta.effects.x__two_arm__mutmut_196": (
+        "            unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_208": (
+        "-unit=target if measure == \"MD\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_216": (
+        "unit=target if (measure == \"MD\") and False else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_217": (
+        "unit=target if (measure == \"MD\") or True else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_218": (
+        "unit=target if measure != \"MD\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_219": (
+        "unit=target if measure == \"XXMDXX\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_220": (
+        "unit=target if measure == \"md\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_221": (
+        "unit=target if measure == \"MD\" else \"XXXX\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_225": (
+        "if measure != \"ROM\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_226": (
+        "if measure == \"XXROMXX\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_227": (
+        "if measure == \"rom\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_229": (
+        "errors.append(None)",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_230": (
+        "errors.append(\"XXROM needs follow-up means of both armsXX\")",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_231": (
+        "errors.append(\"rom needs follow-up means of both arms\")",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_232": (
+        "errors.append(\"ROM NEEDS FOLLOW-UP MEANS OF BOTH ARMS\")",
+        "unreachable: every route tried either returns or adds an error"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
@@ -472,10 +517,15 @@ def _pragma_reasons(module: str) -> dict[str, int]:
 
 
 def _is_mutant(work: Path, name: str, text: str) -> bool:
-    """Whether mutant ``name`` still changes a line into one containing ``text``."""
+    """Whether mutant ``name`` still changes a line into one containing ``text`` (or, for
+    ``text`` starting with '-', only deletes a line containing the rest)."""
     diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
                           check=False, capture_output=True, text=True).stdout
-    return any(line.startswith("+") and text in line for line in diff.splitlines())
+    body = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    if text.startswith("-"):
+        return bool(body) and all(ln.startswith("-") for ln in body) and \
+            any(text[1:] in ln for ln in body)
+    return any(line.startswith("+") and text in line for line in body)
 
 
 def run_module(module: str, work: Path) -> dict[str, object]:
