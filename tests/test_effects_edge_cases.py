@@ -1379,3 +1379,36 @@ def test_rom_refusal_gives_only_the_arm_reason() -> None:
     rows = finals("a2013", (16.0, None, 20), (15.0, None, 20))
     assert row(rows, measures={TT: "ROM"}).reason == \
         "no dispersion reported (intervention follow-up)"
+
+
+@pytest.mark.parametrize("part", [dict(q1=12.0), dict(q3=19.0), dict(min=6.0),
+                                  dict(max=27.0), dict(q1=12.0, max=27.0)])
+def test_half_an_iqr_or_range_is_no_spread(part: dict) -> None:
+    for centre in (dict(median=15.0), dict(median=15.0, mean=15.5)):
+        rows = [res("m2003", "intervention", "follow_up", n=20, mean=16.0, sd=3.0),
+                res("m2003", "control", "follow_up", n=20, **centre, **part)]
+        assert row(rows).reason == "no dispersion reported (control follow-up)", centre
+
+
+def test_single_arm_md_from_baseline_and_follow_up_names_what_is_missing() -> None:
+    base = sa("s2011", "baseline", n=20, mean=12.0, sd=3.0)
+    fu = sa("s2011", "follow_up", n=20, mean=14.0, sd=3.5)
+    assert row([fu]).reason == "no change and no baseline value reported (single arm)"
+    assert row([{**base, "sd": None}, fu]).reason == \
+        "no dispersion reported (single arm baseline)"
+    assert row([base, {**fu, "sd": None}]).reason == \
+        "no dispersion reported (single arm follow-up)"
+    # both rows in ng/dL: converted with testosterone's molar mass
+    r = row([{**base, "mean": 12.0 / F, "sd": 3.0 / F, "unit": "ng/dL"},
+             {**fu, "mean": 14.0 / F, "sd": 3.5 / F, "unit": "ng/dL"}])
+    assert r.yi == pytest.approx(2.0, rel=1e-12)
+    assert r.vi == pytest.approx((9 + 12.25 - 2 * 0.5 * 3 * 3.5) / 20, rel=1e-12)
+
+
+def test_change_sd_fallback_needs_units() -> None:
+    rows = [res("c2006", "intervention", "baseline", n=12, mean=14.0, sd=4.0, unit=None),
+            res("c2006", "intervention", "follow_up", n=12, mean=16.0, sd=5.0, unit=None),
+            res("c2006", "intervention", "follow_up", "change", n=12, mean=2.5, unit=None),
+            res("c2006", "control", "follow_up", "change", n=11, mean=0.5, sd=3.0,
+                unit=None)]
+    assert row(rows).reason.startswith("unit not recorded")
