@@ -315,6 +315,18 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__two_arm__mutmut_232": (
         "errors.append(\"ROM NEEDS FOLLOW-UP MEANS OF BOTH ARMS\")",
         "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__change_stat__mutmut_108": (
+        "missing = \"baseline\" if (a.baseline is None) or True else \"follow-up\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_112": (
+        "else \"XXfollow-upXX\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_113": (
+        "else \"FOLLOW-UP\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_150": (
+        "chg = _Stat(f.mean - b.mean, float(d.value), f.n, None,",
+        "the computed change is not converted again, so its unit is not read"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
