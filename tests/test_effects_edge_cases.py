@@ -188,6 +188,12 @@ def test_reported_mean_with_median_spread_keeps_the_mean() -> None:
         assert r.mean_intervention == 18.0
         assert r.sd_intervention == pytest.approx(expect[kind], rel=1e-12), kind
         assert r.yi == pytest.approx(3.0, rel=1e-12)
+        assert "; intervention follow-up: SD from median" in r.derivation
+        assert "mean from" not in r.derivation
+    # the spread of a median is read only with the median
+    rows = [res("m2000", "intervention", "follow_up", n=n, mean=18.0, **iqr, **rng),
+            res("m2000", "control", "follow_up", n=n, mean=15.0, sd=4.0)]
+    assert row(rows).reason == "no dispersion reported (intervention follow-up)"
 
 
 def test_median_only_arms() -> None:
@@ -1412,3 +1418,10 @@ def test_change_sd_fallback_needs_units() -> None:
             res("c2006", "control", "follow_up", "change", n=11, mean=0.5, sd=3.0,
                 unit=None)]
     assert row(rows).reason.startswith("unit not recorded")
+
+
+@pytest.mark.parametrize("bound", [dict(ci_lower=14.0), dict(ci_upper=18.0)])
+def test_arm_with_one_ci_bound_has_no_spread(bound: dict) -> None:
+    rows = [res("c2007", "intervention", "follow_up", n=20, mean=16.0, **bound),
+            res("c2007", "control", "follow_up", n=20, mean=15.0, sd=3.0)]
+    assert row(rows).reason == "no dispersion reported (intervention follow-up)"
