@@ -327,6 +327,21 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__change_stat__mutmut_150": (
         "chg = _Stat(f.mean - b.mean, float(d.value), f.n, None,",
         "the computed change is not converted again, so its unit is not read"),
+    "nutrimeta.effects.x__summarise__mutmut_158": (
+        "n, None, q1 if has_iqr else None",
+        "with a reported mean only the SD estimate is kept, and it does not use the median"),
+    "nutrimeta.effects.x__summarise__mutmut_170": (
+        "q1 if (has_iqr) or True else None, q3 if has_iqr else None",
+        "conversions uses quartiles only when both are given, and q3 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_172": (
+        "q1 if has_iqr else None, q3 if (has_iqr) or True else None",
+        "conversions uses quartiles only when both are given, and q1 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_174": (
+        "mn if (has_rng) or True else None, mx if has_rng else None",
+        "conversions uses a range only when both ends are given, and max stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_176": (
+        "mn if has_rng else None, mx if (has_rng) or True else None",
+        "conversions uses a range only when both ends are given, and min stays None here"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
