@@ -588,7 +588,7 @@ def resume_module(module: str, work: Path, previous: Mapping[str, object],
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map new tests
         subprocess.run([*MUTMUT, "run", "--max-children", "2", *alive], cwd=work,
                        check=False, capture_output=True, text=True)
-    out = _count(module, work, time.perf_counter() - start + float(previous["seconds"]))
+    out = _count(module, work, time.perf_counter() - start + float(previous.get("seconds", 0)))
     if recheck:
         out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
     return out
@@ -649,7 +649,8 @@ def main(argv: list[str]) -> None:
         kept = ROOT / "build" / "mutation" / module.replace("/", "_")
         if resume:
             results["modules"][module] = resume_module(
-                module, kept, results["modules"][module], recheck="--recount" not in argv)
+                module, kept, results["modules"].get(module, {}),
+                recheck="--recount" not in argv)
         elif keep:  # left in build/ for `mutmut results` / `mutmut show` there
             results["modules"][module] = run_module(module, kept)
         else:
