@@ -342,6 +342,30 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__summarise__mutmut_176": (
         "mn if has_rng else None, mx if (has_rng) or True else None",
         "conversions uses a range only when both ends are given, and min stays None here"),
+    "nutrimeta.effects.x__frame__mutmut_40": (
+        "errors=\"coerce\").astype(None)",
+        "astype(None) is float64, as the numeric columns are already"),
+    "nutrimeta.effects.x__frame__mutmut_44": (
+        "df[c] = pd.to_numeric(df[c], ).astype(\"float64\")",
+        "every value of these columns is a number or missing, so coercing changes nothing"),
+    "nutrimeta.effects.x__frame__mutmut_60": (
+        "df[c] = pd.to_numeric(df[c], ).round().astype(\"Int64\")",
+        "every value of these columns is a number or missing, so coercing changes nothing"),
+    "nutrimeta.effects.x__frame__mutmut_109": (
+        "fillna(\"XXXX\")",
+        "the text columns are never missing (every value is set as a string)"),
+    "nutrimeta.effects.x__frame__mutmut_113": (
+        "kind=None).reset_index(drop=True)",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_115": (
+        "                            ).reset_index(drop=True)",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_124": (
+        "kind=\"XXstableXX\"",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_125": (
+        "kind=\"STABLE\"",
+        "pandas ignores the sort kind when sorting by several columns"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
