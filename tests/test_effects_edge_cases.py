@@ -1425,3 +1425,12 @@ def test_arm_with_one_ci_bound_has_no_spread(bound: dict) -> None:
     rows = [res("c2007", "intervention", "follow_up", n=20, mean=16.0, **bound),
             res("c2007", "control", "follow_up", n=20, mean=15.0, sd=3.0)]
     assert row(rows).reason == "no dispersion reported (intervention follow-up)"
+
+
+def test_partial_estimate_prefers_a_dated_follow_up_over_an_undated_one() -> None:
+    for week in (6, 0.5):
+        rows = [res("e2006", "intervention", "follow_up", "change", week=NAN, n=20, mean=5.0),
+                res("e2006", "intervention", "follow_up", "change", week=week, n=20,
+                    mean=2.0),
+                res("e2006", "control", "follow_up", "change", week=week, n=20, mean=0.5)]
+        assert row(rows).estimate_partial == pytest.approx(1.5, rel=1e-12), week
