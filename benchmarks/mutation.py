@@ -366,6 +366,15 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__frame__mutmut_125": (
         "kind=\"STABLE\"",
         "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__arm_mean__mutmut_46": (
+        "else -2)",
+        "weeks are not negative: any sentinel below 0 ranks a missing week last"),
+    "nutrimeta.effects.x__partial_report__mutmut_22": (
+        ".get(r[\"_arm\"], 3))",
+        "only control rows take the default rank, so its value does not reorder anything"),
+    "nutrimeta.effects.x__partial_report__mutmut_19": (
+        "\"single_arm\": 2}",
+        "single-arm rows never share a study outcome with control rows"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
