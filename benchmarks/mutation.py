@@ -375,6 +375,15 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__partial_report__mutmut_19": (
         "\"single_arm\": 2}",
         "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x_compute_effects__mutmut_123": (
+        "res.yi = res.vi = None",
+        "None and NaN both become NaN in the float columns"),
+    "nutrimeta.effects.x_compute_effects__mutmut_146": (
+        "if _str(r, \"subgroup_status_category\")), None)",
+        "None and \"\" are both falsy: the study's category is used"),
+    "nutrimeta.effects.x_compute_effects__mutmut_164": (
+        "if _str(r, \"spread_reading\")), None)",
+        "None and \"\" are both falsy: no reading is stated"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
