@@ -384,6 +384,12 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x_compute_effects__mutmut_164": (
         "if _str(r, \"spread_reading\")), None)",
         "None and \"\" are both falsy: no reading is stated"),
+    "nutrimeta.effects.x_compute_effects__mutmut_222": (
+        "\"sei\": math.sqrt(res.vi) if (res.ok) or True else math.nan,",
+        "vi is set to NaN when the effect is not computed, and sqrt(NaN) is NaN"),
+    "nutrimeta.effects.x_compute_effects__mutmut_268": (
+        "_baseline_std(study, settings) if (study) or True else math.nan,",
+        "a missing study has no baseline value, so the moderator is NaN either way"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
