@@ -148,6 +148,9 @@ def test_zero_sd_in_one_arm_is_kept_in_both_arms_is_refused() -> None:
     r = row(finals("z2001", (16.0, 0.0, 10), (15.0, 0.0, 10)))
     assert not r.poolable and math.isnan(r.yi) and math.isnan(r.sei)
     assert r.reason == "effect could not be computed"
+    assert r.derivation == "" and r.n_intervention == 10  # no arm summaries either
+    assert np.isnan([r.mean_intervention, r.sd_intervention, r.mean_control,
+                     r.sd_control]).all()
 
 
 def test_negative_sd_is_invalid() -> None:
