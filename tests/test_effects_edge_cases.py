@@ -1437,3 +1437,16 @@ def test_partial_estimate_prefers_a_dated_follow_up_over_an_undated_one() -> Non
                     mean=2.0),
                 res("e2006", "control", "follow_up", "change", week=week, n=20, mean=0.5)]
         assert row(rows).estimate_partial == pytest.approx(1.5, rel=1e-12), week
+
+
+def test_weeks_half_a_week_apart_are_different_weeks() -> None:
+    rows = [res("w2006", "intervention", "follow_up", week=12.5, n=20, mean=16.0, sd=4.0),
+            res("w2006", "control", "follow_up", week=12, n=20, mean=15.0, sd=4.0)]
+    assert row(rows).reason == "no control arm follow-up data"
+
+
+def test_single_arm_rows_beside_an_intervention_arm_are_not_a_single_arm_design() -> None:
+    rows = [sa("s2012", "baseline", n=20, mean=12.0, sd=3.0),
+            sa("s2012", "follow_up", n=20, mean=14.0, sd=3.5),
+            res("s2012", "intervention", "follow_up", n=20, mean=14.0, sd=3.5)]
+    assert row(rows).reason == "no control arm follow-up data"
