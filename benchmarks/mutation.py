@@ -390,6 +390,21 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x_compute_effects__mutmut_268": (
         "_baseline_std(study, settings) if (study) or True else math.nan,",
         "a missing study has no baseline value, so the moderator is NaN either way"),
+    "nutrimeta.effects.x__to_unit__mutmut_4": (
+        "harmonise_unit_label(s.unit) if (s.unit) or True else \"\"",
+        "harmonise_unit_label('') is ''"),
+    "nutrimeta.effects.x__to_unit__mutmut_9": (
+        "harmonise_unit_label(target) if (target) or True else \"\"",
+        "harmonise_unit_label('') is ''"),
+    "nutrimeta.effects.x__pick_week__mutmut_28": (
+        "set().union(*by_arm.values()) if (by_arm) or True else set()",
+        "by_arm has a key per requested arm, so it is never empty"),
+    "nutrimeta.effects.x__pick_week__mutmut_35": (
+        "set.intersection(*by_arm.values()) if (by_arm) or True else set()",
+        "by_arm has a key per requested arm, so it is never empty"),
+    "nutrimeta.effects.x__same_week__mutmut_16": (
+        "abs(w - week) <= 1e-9",
+        "< or <= against a float tolerance: equal only on an exact tie"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
