@@ -240,9 +240,9 @@ def test_change_sd_from_within_arm_paired_p(qual: str) -> None:
     assert r.poolable
     assert r.sd_intervention == pytest.approx(sd, rel=1e-12)
     assert r.vi == pytest.approx(sd**2 / 16 + 1.5**2 / 15, rel=1e-12)
-    assert "SD of change from within-arm paired-t p-value" in r.derivation
-    note = "(p<x taken as p=x: conservative)"
-    assert (note in r.derivation) == (qual == "<")
+    note = " (p<x taken as p=x: conservative)" if qual == "<" else ""
+    assert (f"intervention change: SD of change from within-arm paired-t p-value{note}: "
+            "SE from two-sided p") in r.derivation
 
 
 def test_within_arm_p_of_a_unit_change_is_used() -> None:
@@ -284,7 +284,8 @@ def test_geometric_mean_arm_with_its_own_ci_level() -> None:
     assert "sd = mean*sqrt(exp(s^2)-1) (log-normal)" in r.derivation
 
 
-@pytest.mark.parametrize("ci", [(None, 1.25), (0.0, 1.25), (-0.5, 1.25), (0.8, 0.0)])
+@pytest.mark.parametrize("ci", [(None, 1.25), (0.0, 1.25), (-0.5, 1.25), (0.8, 0.0),
+                                (math.inf, 1.25), (0.8, math.inf)])
 def test_geometric_mean_without_a_positive_ci_is_refused(ci: tuple) -> None:
     rows = [res("g2001", "intervention", "follow_up", n=20, geometric_mean=1.0,
                 ci_lower=ci[0], ci_upper=ci[1]),
@@ -1450,3 +1451,19 @@ def test_single_arm_rows_beside_an_intervention_arm_are_not_a_single_arm_design(
             sa("s2012", "follow_up", n=20, mean=14.0, sd=3.5),
             res("s2012", "intervention", "follow_up", n=20, mean=14.0, sd=3.5)]
     assert row(rows).reason == "no control arm follow-up data"
+
+
+def test_geometric_mean_arm_below_one() -> None:
+    n = 30
+    rows = [res("g2003", "intervention", "follow_up", n=n, geometric_mean=0.5, ci_lower=0.4,
+                ci_upper=0.625),
+            res("g2003", "control", "follow_up", n=n, mean=0.45, sd=0.1)]
+    s = math.sqrt(n) * math.log(0.625 / 0.4) / (2 * stats.t.ppf(0.975, n - 1))
+    m = 0.5 * math.exp(s**2 / 2)
+    assert row(rows).yi == pytest.approx(m - 0.45, rel=1e-12)
+
+
+def test_outcome_without_a_pooling_unit_takes_unitless_rows_as_they_are() -> None:
+    rows = finals("o2001", (16.0, 4.0, 20), (15.0, 3.0, 20), unit=None, outcome="score")
+    r = row(rows, outcome="score")
+    assert r.poolable and r.yi == 1.0 and r.effect_unit == ""
