@@ -405,6 +405,27 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__same_week__mutmut_16": (
         "abs(w - week) <= 1e-9",
         "< or <= against a float tolerance: equal only on an exact tie"),
+    "nutrimeta.effects.x__summarise__mutmut_275": (
+        "n, med, q1 if (has_iqr) or True else None, q3 if has_iqr else None,",
+        "conversions uses quartiles only when both are given, and q3 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_277": (
+        "n, med, q1 if has_iqr else None, q3 if (has_iqr) or True else None,",
+        "conversions uses quartiles only when both are given, and q1 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_279": (
+        "mn if (has_rng) or True else None, mx if has_rng else None)",
+        "conversions uses a range only when both ends are given, and max stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_281": (
+        "mn if has_rng else None, mx if (has_rng) or True else None)",
+        "conversions uses a range only when both ends are given, and min stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_285": (
+        "steps = [md.derivation, sdd.derivation]",
+        "no step precedes the median route, so = and += give the same list"),
+    "nutrimeta.effects.x__summarise__mutmut_329": (
+        "if not (_fin(sd) and sd >= 0):",
+        "every route gives a finite mean whenever its SD is finite"),
+    "nutrimeta.effects.x__summarise__mutmut_330": (
+        "if not (_fin(mean, ) and sd >= 0):",
+        "every route gives a finite SD with a finite mean (reported SDs are checked on entry)"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
