@@ -740,7 +740,14 @@ def main(argv: list[str]) -> None:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 results["modules"][module] = run_module(module, Path(tmp) / "project")
-        results.get("not_yet_measured", {}).pop(module, None)
+        unchecked = results["modules"][module].get("not_checked")
+        if unchecked:  # a stopped run: say how to finish it
+            results.setdefault("not_yet_measured", {})[module] = (
+                f"{unchecked} mutants not checked (the run was stopped); the kill rate is of "
+                f"the checked ones: finish with `python benchmarks/mutation.py --resume "
+                f"{module}` on the kept copy")
+        else:
+            results.get("not_yet_measured", {}).pop(module, None)
         print(f"  {module}: {results['modules'][module]['kill_rate']}", flush=True)
         results["goal"] = GOAL
         results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),
