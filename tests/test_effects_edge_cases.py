@@ -1284,9 +1284,10 @@ def test_difference_df_needs_both_arm_sizes() -> None:
     """One arm's n alone does not give n1 + n2 - 2: the trial's total n does (t, 38 df);
     arms of 40 and 30 make n = 70 >= 60: z."""
     ci = dict(mean=1.2, ci_lower=0.2, ci_upper=2.2)
-    rows = [diff("d2010", n=40, **ci), res("d2010", "intervention", "follow_up", n=15,
-                                            mean=16.0)]
-    assert row(rows).vi == pytest.approx((1.0 / stats.t.ppf(0.975, 38)) ** 2, rel=1e-12)
+    for arm in ("intervention", "control"):
+        rows = [diff("d2010", n=40, **ci), res("d2010", arm, "follow_up", n=15, mean=16.0)]
+        assert row(rows).vi == pytest.approx((1.0 / stats.t.ppf(0.975, 38)) ** 2,
+                                             rel=1e-12), arm
     rows = [diff("d2011", **ci), res("d2011", "intervention", "follow_up", n=40, mean=16.0),
             res("d2011", "control", "follow_up", n=30, mean=15.0)]
     r = row(rows)
@@ -1419,8 +1420,7 @@ def test_change_sd_fallback_needs_units() -> None:
     rows = [res("c2006", "intervention", "baseline", n=12, mean=14.0, sd=4.0, unit=None),
             res("c2006", "intervention", "follow_up", n=12, mean=16.0, sd=5.0, unit=None),
             res("c2006", "intervention", "follow_up", "change", n=12, mean=2.5, unit=None),
-            res("c2006", "control", "follow_up", "change", n=11, mean=0.5, sd=3.0,
-                unit=None)]
+            res("c2006", "control", "follow_up", "change", n=11, mean=0.5, sd=3.0)]
     assert row(rows).reason.startswith("unit not recorded")
 
 
@@ -1467,3 +1467,20 @@ def test_outcome_without_a_pooling_unit_takes_unitless_rows_as_they_are() -> Non
     rows = finals("o2001", (16.0, 4.0, 20), (15.0, 3.0, 20), unit=None, outcome="score")
     r = row(rows, outcome="score")
     assert r.poolable and r.yi == 1.0 and r.effect_unit == ""
+
+
+def test_each_arms_change_needs_its_unit_for_md() -> None:
+    for no_unit in ("intervention", "control"):
+        rows = [res("c2008", arm, "follow_up", "change", n=20, mean=m, sd=2.0,
+                    unit=None if arm == no_unit else "nmol/L")
+                for arm, m in (("intervention", 1.5), ("control", 0.5))]
+        assert row(rows).reason.startswith("unit not recorded"), no_unit
+
+
+def test_crossover_is_analysed_as_parallel_arms_and_says_so() -> None:
+    rows = finals("x2010", (16.0, 4.0, 18), (15.0, 4.0, 18))
+    r = one(run(rows, study("x2010", design="crossover_rct")), "x2010")
+    assert r.poolable and r.vi == pytest.approx(16 / 18 + 16 / 18, rel=1e-12)
+    assert r.derivation.startswith(
+        "crossover analysed as parallel arms (conservative: within-person correlation "
+        "ignored); MD of final values")
