@@ -426,6 +426,24 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__summarise__mutmut_330": (
         "if not (_fin(mean, ) and sd >= 0):",
         "every route gives a finite SD with a finite mean (reported SDs are checked on entry)"),
+    "nutrimeta.effects.x__two_arm__mutmut_129": (
+        "order = [\"final\", \"XXchangeXX\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_130": (
+        "order = [\"final\", \"CHANGE\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_143": (
+        "else [\"final\", \"XXchangeXX\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_144": (
+        "else [\"final\", \"CHANGE\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_150": (
+        "                r = None",
+        "None and NaN both become NaN in the float column prepost_correlation"),
+    "nutrimeta.effects.x__to_unit__mutmut_52": (
+        "        s.unit = None",
+        "no caller reads a statistic's unit after converting it"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
