@@ -444,6 +444,18 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__to_unit__mutmut_52": (
         "        s.unit = None",
         "no caller reads a statistic's unit after converting it"),
+    "nutrimeta.effects.x__arm_mean__mutmut_72": (
+        "return m, _num(r, None)",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__arm_mean__mutmut_75": (
+        "return m, _num(r, \"XXnXX\")",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__arm_mean__mutmut_76": (
+        "return m, _num(r, \"N\")",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__baseline_std__mutmut_33": (
+        "if not math.isfinite(value) and not unit or not target",
+        "a missing value or unit gives NaN either way (an empty unit does not convert)"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
