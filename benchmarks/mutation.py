@@ -456,6 +456,45 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "nutrimeta.effects.x__baseline_std__mutmut_33": (
         "if not math.isfinite(value) and not unit or not target",
         "a missing value or unit gives NaN either way (an empty unit does not convert)"),
+    "nutrimeta.effects.x__reported__mutmut_17": (
+        "\"XXsingle_armXX\": 1}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_18": (
+        "\"SINGLE_ARM\": 1}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_19": (
+        "\"single_arm\": 2}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_22": (
+        ".get(r[\"_arm\"], 3))",
+        "only control rows take the default rank, so its value does not reorder anything"),
+    "nutrimeta.effects.x_compute_effects__mutmut_10": (
+        "studies.to_dict(\"RECORDS\")",
+        "pandas reads the orient case-insensitively"),
+    "nutrimeta.effects.x_compute_effects__mutmut_21": (
+        "results.to_dict(\"RECORDS\")",
+        "pandas reads the orient case-insensitively"),
+    "nutrimeta.effects.x_compute_effects__mutmut_197": (
+        ".get(\"base\", None),",
+        "a missing base becomes '' when the table is typed"),
+    "nutrimeta.effects.x_compute_effects__mutmut_199": (
+        ".get(\"base\", ),",
+        "a missing base becomes '' when the table is typed"),
+    "nutrimeta.effects.x_compute_effects__mutmut_294": (
+        "\"reason\": \"\" if (poolable) and False else",
+        "a poolable row has no reasons, so the joined text is '' too"),
+    "nutrimeta.effects.x_compute_effects__mutmut_311": (
+        "\"XXshared_control_idXX\": \"\",",
+        "a missing key becomes '' in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_312": (
+        "\"SHARED_CONTROL_ID\": \"\",",
+        "a missing key becomes '' in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_314": (
+        "\"XXcov_shared_controlXX\": math.nan,",
+        "a missing key becomes NaN in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_315": (
+        "\"COV_SHARED_CONTROL\": math.nan,",
+        "a missing key becomes NaN in the typed table, and shared rows set it later"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
