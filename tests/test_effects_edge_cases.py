@@ -1484,3 +1484,15 @@ def test_crossover_is_analysed_as_parallel_arms_and_says_so() -> None:
     assert r.derivation.startswith(
         "crossover analysed as parallel arms (conservative: within-person correlation "
         "ignored); MD of final values")
+
+
+def test_study_level_fields_of_an_unlisted_outcome_and_a_study_category() -> None:
+    rows = finals("x2011", (16.0, 4.0, 18), (15.0, 4.0, 18), outcome="score", unit=None)
+    r = one(run(rows, study("other2001")), "x2011", outcome="score")
+    assert r.evidence_base == "" and r.reason == "study not in studies table"
+    rows = finals("x2012", (16.0, 4.0, 18), (15.0, 4.0, 18), spread_reading="sd")
+    r = one(run(rows, study("x2012", baseline_status_category="replete")), "x2012")
+    assert r.baseline_status_category == "replete"
+    assert r.derivation.startswith("MD of final values")
+    assert r.derivation.endswith("read as SD, as its printed p-value decides "
+                                 "(data: spread_reading)")
