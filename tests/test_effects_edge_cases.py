@@ -1496,3 +1496,12 @@ def test_study_level_fields_of_an_unlisted_outcome_and_a_study_category() -> Non
     assert r.derivation.startswith("MD of final values")
     assert r.derivation.endswith("read as SD, as its printed p-value decides "
                                  "(data: spread_reading)")
+
+
+def test_one_arm_alone_is_named_and_a_bare_p_value_is_p_only() -> None:
+    for arm, other in (("intervention", "control"), ("control", "intervention")):
+        r = row([res("x2013", arm, "follow_up", n=20, mean=16.0, sd=4.0)])
+        assert r.reason == f"no {other} arm follow-up data", arm
+    for only in (dict(p_value=0.03), dict(direction="increase")):
+        r = row([res("x2014", "intervention", "follow_up", "change", n=20, **only)])
+        assert r.reason == REASON_P_ONLY, only
