@@ -8,8 +8,9 @@ and the share killed by the tests is written to ``benchmarks/mutation.json`` (go
     python benchmarks/mutation.py                   # every module below
     python benchmarks/mutation.py conversions       # one module
     python benchmarks/mutation.py --keep units      # keep the copy in build/mutation/units
-    python benchmarks/mutation.py --survivors units # rerun its survivors with today's tests
-    python benchmarks/mutation.py --recount units   # count it again (EXCLUDED edited)
+    python benchmarks/mutation.py --resume units    # after adding tests: re-check only the
+                                                    # mutants the kept run left alive
+    python benchmarks/mutation.py --recount units   # after editing EXCLUDED: count again
 
 Needs ``pip install mutmut`` (the ``mutation`` extra); takes minutes per module.
 """
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -37,7 +39,7 @@ MODULES: dict[str, list[str]] = {
     "conversions": ["tests/test_conversions.py", "tests/test_effects.py"],
     "units": ["tests/test_units.py", "tests/test_effects.py"],
     "diagnostics": ["tests/test_gate.py"],
-    "effects": ["tests/test_effects.py"],
+    "effects": ["tests/test_effects.py", "tests/test_effects_edge_cases.py"],
     "models/frequentist": ["tests/test_frequentist.py", "tests/test_reference_checks.py",
                            "tests/test_frequentist_estimators.py",
                            "tests/test_frequentist_properties.py",
@@ -157,6 +159,344 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
     "nutrimeta.diagnostics.x_summarise__mutmut_93": (
         "draw=1)", "every draw has the same shape (fits have > 1 draw)"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_12": (
+        "if not _fin(sd_c) or n_c <= 0:",
+        "a finite control SD comes only with a computed effect, whose n is finite"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_14": (
+        "or n_c < 0:", "a computed effect has n >= 2 in its control arm"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_15": (
+        "or n_c <= 1:", "a computed effect has n >= 2 in its control arm"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_30": (
+        "if (_fin(m_c) and m_c > 0) or True else",
+        "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_37": (
+        "if _fin(m_c) or m_c > 0 else", "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x__shared_control_cov__mutmut_39": (
+        "if _fin(m_c) and m_c >= 0 else", "a computed ROM has a finite positive control mean"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_2": (
+        "index=None", "pandas writes no index column when index is falsy"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_3": (
+        "lineterminator=None", "os.linesep is '\\n' on the POSIX machines this runs on"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_6": (
+        "text = df.to_csv(index=False, float_format",
+        "os.linesep is '\\n' on the POSIX machines this runs on"),
+    "nutrimeta.effects.x_effects_fingerprint__mutmut_15": (
+        'text.encode("UTF-8")', "codec names are case-insensitive"),
+    "nutrimeta.effects.x__single_arm__mutmut_61": (
+        "r=r, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_68": (
+        "week=week, r=r, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_207": (
+        "r=r, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_214": (
+        "week=week, r=r, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_218": (
+        "unit=\"XXXX\"",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__single_arm__mutmut_103": (
+        "ustep = _to_unit([b, f], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_170": (
+        "ustep = _to_unit([b, f], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_115": (
+        "target, outcome, None,",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_130": (
+        "ustep += _to_unit([b], target, outcome, None)",
+        "_to_unit only compares the measure with 'MD'; this branch is SMD/ROM"),
+    "nutrimeta.effects.x__single_arm__mutmut_116": (
+        "None)",
+        "a single arm's change without follow-up never takes its SD from r"),
+    "nutrimeta.effects.x__single_arm__mutmut_140": (
+        "b.mean + diff, None, n, r, \"SMD\")",
+        "SMCR standardises by the baseline SD only; the follow-up SD is not read"),
+    "nutrimeta.effects.x__difference__mutmut_149": (
+        "d = cv.se_from_ci(lo, hi, level=_ci_level(row),",
+        "se_from_ci's n defaults to None"),
+    "nutrimeta.effects.x__difference__mutmut_161": (
+        "df=df if (use_t) or True else None)",
+        "a z interval ignores df"),
+    "nutrimeta.effects.x__difference__mutmut_173": (
+        "replace(\"XXn-1 dfXX\", \"n1+n2-2 df\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_174": (
+        "replace(\"N-1 DF\", \"n1+n2-2 df\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_175": (
+        "replace(\"n-1 df\", \"XXn1+n2-2 dfXX\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__difference__mutmut_176": (
+        "replace(\"n-1 df\", \"N1+N2-2 DF\")",
+        "se_from_ci is always given df here, so its text reads 'given df', never 'n-1 df'"),
+    "nutrimeta.effects.x__change_direction__mutmut_56": (
+        "else -2.0)",
+        "weeks are not negative: any sentinel below 0 ranks a missing week last"),
+    "nutrimeta.effects.x__change_direction__mutmut_75": (
+        "return \"\", \"XXXX\"",
+        "the note is read only with a direction"),
+    "nutrimeta.effects.x__change_direction__mutmut_99": (
+        "return \"\", \"XXXX\"",
+        "the note is read only with a direction"),
+    "nutrimeta.effects.x__change_direction__mutmut_81": (
+        "direction = \"decrease\" if ci <= cc else \"increase\"",
+        "equal changes return no direction just before"),
+    "nutrimeta.effects.x__difference__mutmut_238": (
+        "st = _Stat(est, se, None, _str(row, \"unit\"))",
+        "the difference's n is not read: MD uses its SE, SMD the arm sizes"),
+    "nutrimeta.effects.x__difference__mutmut_267": (
+        "week=week, unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__difference__mutmut_274": (
+        "week=week, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_75": (
+        "week=week, r=None,",
+        "None and NaN both become NaN in the float column prepost_correlation"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_83": (
+        "week=week, unit=\"\", derivation=",
+        "r defaults to NaN"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_76": (
+        "unit=None, derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_84": (
+        "                    derivation=\"ROM of final geometric means",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__geometric_rom__mutmut_88": (
+        "unit=\"XXXX\", derivation=",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__change_stat__mutmut_67": (
+        "chg = _Stat(_num(a.change, \"mean\"), 1.0,",
+        "the change SD is overwritten after the unit conversion"),
+    "nutrimeta.effects.x__two_arm__mutmut_196": (
+        "            unit=None,",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_208": (
+        "-unit=target if measure == \"MD\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_216": (
+        "unit=target if (measure == \"MD\") and False else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_217": (
+        "unit=target if (measure == \"MD\") or True else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_218": (
+        "unit=target if measure != \"MD\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_219": (
+        "unit=target if measure == \"XXMDXX\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_220": (
+        "unit=target if measure == \"md\" else \"\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_221": (
+        "unit=target if measure == \"MD\" else \"XXXX\",",
+        "_Outcome.unit is never read (effect_unit comes from the measure)"),
+    "nutrimeta.effects.x__two_arm__mutmut_225": (
+        "if measure != \"ROM\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_226": (
+        "if measure == \"XXROMXX\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_227": (
+        "if measure == \"rom\" and not errors:",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_229": (
+        "errors.append(None)",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_230": (
+        "errors.append(\"XXROM needs follow-up means of both armsXX\")",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_231": (
+        "errors.append(\"rom needs follow-up means of both arms\")",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__two_arm__mutmut_232": (
+        "errors.append(\"ROM NEEDS FOLLOW-UP MEANS OF BOTH ARMS\")",
+        "unreachable: every route tried either returns or adds an error"),
+    "nutrimeta.effects.x__change_stat__mutmut_108": (
+        "missing = \"baseline\" if (a.baseline is None) or True else \"follow-up\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_112": (
+        "else \"XXfollow-upXX\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_113": (
+        "else \"FOLLOW-UP\"",
+        "unreachable 'follow-up': without change and follow-up rows the callers stop earlier"),
+    "nutrimeta.effects.x__change_stat__mutmut_150": (
+        "chg = _Stat(f.mean - b.mean, float(d.value), f.n, None,",
+        "the computed change is not converted again, so its unit is not read"),
+    "nutrimeta.effects.x__summarise__mutmut_158": (
+        "n, None, q1 if has_iqr else None",
+        "with a reported mean only the SD estimate is kept, and it does not use the median"),
+    "nutrimeta.effects.x__summarise__mutmut_170": (
+        "q1 if (has_iqr) or True else None, q3 if has_iqr else None",
+        "conversions uses quartiles only when both are given, and q3 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_172": (
+        "q1 if has_iqr else None, q3 if (has_iqr) or True else None",
+        "conversions uses quartiles only when both are given, and q1 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_174": (
+        "mn if (has_rng) or True else None, mx if has_rng else None",
+        "conversions uses a range only when both ends are given, and max stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_176": (
+        "mn if has_rng else None, mx if (has_rng) or True else None",
+        "conversions uses a range only when both ends are given, and min stays None here"),
+    "nutrimeta.effects.x__frame__mutmut_40": (
+        "errors=\"coerce\").astype(None)",
+        "astype(None) is float64, as the numeric columns are already"),
+    "nutrimeta.effects.x__frame__mutmut_44": (
+        "df[c] = pd.to_numeric(df[c], ).astype(\"float64\")",
+        "every value of these columns is a number or missing, so coercing changes nothing"),
+    "nutrimeta.effects.x__frame__mutmut_60": (
+        "df[c] = pd.to_numeric(df[c], ).round().astype(\"Int64\")",
+        "every value of these columns is a number or missing, so coercing changes nothing"),
+    "nutrimeta.effects.x__frame__mutmut_109": (
+        "fillna(\"XXXX\")",
+        "the text columns are never missing (every value is set as a string)"),
+    "nutrimeta.effects.x__frame__mutmut_113": (
+        "kind=None).reset_index(drop=True)",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_115": (
+        "                            ).reset_index(drop=True)",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_124": (
+        "kind=\"XXstableXX\"",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__frame__mutmut_125": (
+        "kind=\"STABLE\"",
+        "pandas ignores the sort kind when sorting by several columns"),
+    "nutrimeta.effects.x__arm_mean__mutmut_46": (
+        "else -2)",
+        "weeks are not negative: any sentinel below 0 ranks a missing week last"),
+    "nutrimeta.effects.x__partial_report__mutmut_22": (
+        ".get(r[\"_arm\"], 3))",
+        "only control rows take the default rank, so its value does not reorder anything"),
+    "nutrimeta.effects.x__partial_report__mutmut_19": (
+        "\"single_arm\": 2}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x_compute_effects__mutmut_123": (
+        "res.yi = res.vi = None",
+        "None and NaN both become NaN in the float columns"),
+    "nutrimeta.effects.x_compute_effects__mutmut_146": (
+        "if _str(r, \"subgroup_status_category\")), None)",
+        "None and \"\" are both falsy: the study's category is used"),
+    "nutrimeta.effects.x_compute_effects__mutmut_164": (
+        "if _str(r, \"spread_reading\")), None)",
+        "None and \"\" are both falsy: no reading is stated"),
+    "nutrimeta.effects.x_compute_effects__mutmut_222": (
+        "\"sei\": math.sqrt(res.vi) if (res.ok) or True else math.nan,",
+        "vi is set to NaN when the effect is not computed, and sqrt(NaN) is NaN"),
+    "nutrimeta.effects.x_compute_effects__mutmut_268": (
+        "_baseline_std(study, settings) if (study) or True else math.nan,",
+        "a missing study has no baseline value, so the moderator is NaN either way"),
+    "nutrimeta.effects.x__to_unit__mutmut_4": (
+        "harmonise_unit_label(s.unit) if (s.unit) or True else \"\"",
+        "harmonise_unit_label('') is ''"),
+    "nutrimeta.effects.x__to_unit__mutmut_9": (
+        "harmonise_unit_label(target) if (target) or True else \"\"",
+        "harmonise_unit_label('') is ''"),
+    "nutrimeta.effects.x__pick_week__mutmut_28": (
+        "set().union(*by_arm.values()) if (by_arm) or True else set()",
+        "by_arm has a key per requested arm, so it is never empty"),
+    "nutrimeta.effects.x__pick_week__mutmut_35": (
+        "set.intersection(*by_arm.values()) if (by_arm) or True else set()",
+        "by_arm has a key per requested arm, so it is never empty"),
+    "nutrimeta.effects.x__same_week__mutmut_16": (
+        "abs(w - week) <= 1e-9",
+        "< or <= against a float tolerance: equal only on an exact tie"),
+    "nutrimeta.effects.x__summarise__mutmut_275": (
+        "n, med, q1 if (has_iqr) or True else None, q3 if has_iqr else None,",
+        "conversions uses quartiles only when both are given, and q3 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_277": (
+        "n, med, q1 if has_iqr else None, q3 if (has_iqr) or True else None,",
+        "conversions uses quartiles only when both are given, and q1 stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_279": (
+        "mn if (has_rng) or True else None, mx if has_rng else None)",
+        "conversions uses a range only when both ends are given, and max stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_281": (
+        "mn if has_rng else None, mx if (has_rng) or True else None)",
+        "conversions uses a range only when both ends are given, and min stays None here"),
+    "nutrimeta.effects.x__summarise__mutmut_285": (
+        "steps = [md.derivation, sdd.derivation]",
+        "no step precedes the median route, so = and += give the same list"),
+    "nutrimeta.effects.x__summarise__mutmut_329": (
+        "if not (_fin(sd) and sd >= 0):",
+        "every route gives a finite mean whenever its SD is finite"),
+    "nutrimeta.effects.x__summarise__mutmut_330": (
+        "if not (_fin(mean, ) and sd >= 0):",
+        "every route gives a finite SD with a finite mean (reported SDs are checked on entry)"),
+    "nutrimeta.effects.x__two_arm__mutmut_129": (
+        "order = [\"final\", \"XXchangeXX\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_130": (
+        "order = [\"final\", \"CHANGE\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_143": (
+        "else [\"final\", \"XXchangeXX\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_144": (
+        "else [\"final\", \"CHANGE\"]",
+        "any kind other than 'final' takes the change route, and only order[0] is printed"),
+    "nutrimeta.effects.x__two_arm__mutmut_150": (
+        "                r = None",
+        "None and NaN both become NaN in the float column prepost_correlation"),
+    "nutrimeta.effects.x__to_unit__mutmut_52": (
+        "        s.unit = None",
+        "no caller reads a statistic's unit after converting it"),
+    "nutrimeta.effects.x__arm_mean__mutmut_72": (
+        "return m, _num(r, None)",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__arm_mean__mutmut_75": (
+        "return m, _num(r, \"XXnXX\")",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__arm_mean__mutmut_76": (
+        "return m, _num(r, \"N\")",
+        "the arm size returned with a partial mean is not read"),
+    "nutrimeta.effects.x__baseline_std__mutmut_33": (
+        "if not math.isfinite(value) and not unit or not target",
+        "a missing value or unit gives NaN either way (an empty unit does not convert)"),
+    "nutrimeta.effects.x__reported__mutmut_17": (
+        "\"XXsingle_armXX\": 1}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_18": (
+        "\"SINGLE_ARM\": 1}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_19": (
+        "\"single_arm\": 2}",
+        "single-arm rows never share a study outcome with control rows"),
+    "nutrimeta.effects.x__reported__mutmut_22": (
+        ".get(r[\"_arm\"], 3))",
+        "only control rows take the default rank, so its value does not reorder anything"),
+    "nutrimeta.effects.x_compute_effects__mutmut_10": (
+        "studies.to_dict(\"RECORDS\")",
+        "pandas reads the orient case-insensitively"),
+    "nutrimeta.effects.x_compute_effects__mutmut_21": (
+        "results.to_dict(\"RECORDS\")",
+        "pandas reads the orient case-insensitively"),
+    "nutrimeta.effects.x_compute_effects__mutmut_197": (
+        ".get(\"base\", None),",
+        "a missing base becomes '' when the table is typed"),
+    "nutrimeta.effects.x_compute_effects__mutmut_199": (
+        ".get(\"base\", ),",
+        "a missing base becomes '' when the table is typed"),
+    "nutrimeta.effects.x_compute_effects__mutmut_294": (
+        "\"reason\": \"\" if (poolable) and False else",
+        "a poolable row has no reasons, so the joined text is '' too"),
+    "nutrimeta.effects.x_compute_effects__mutmut_311": (
+        "\"XXshared_control_idXX\": \"\",",
+        "a missing key becomes '' in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_312": (
+        "\"SHARED_CONTROL_ID\": \"\",",
+        "a missing key becomes '' in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_314": (
+        "\"XXcov_shared_controlXX\": math.nan,",
+        "a missing key becomes NaN in the typed table, and shared rows set it later"),
+    "nutrimeta.effects.x_compute_effects__mutmut_315": (
+        "\"COV_SHARED_CONTROL\": math.nan,",
+        "a missing key becomes NaN in the typed table, and shared rows set it later"),
     "nutrimeta.models.frequentist.x_rma__mutmut_101": (
         "fit0 = _Fit(0.0, y_a, v_a, Xd, None)",
         "the general matrix path gives the intercept-only fast path's result"),
@@ -771,6 +1111,8 @@ EXCLUDED: dict[str, tuple[str, str]] = {
 #: multi-start likelihood search over random data sets (seconds per mutant each)
 DESELECT = "not retry_ladder and not bayesian_i2 and not global_maximum"
 
+MUTMUT = [sys.executable, "-m", "mutmut"]
+
 STATUS = re.compile(r"^\s*(\S+): (killed|survived|no tests|timeout|suspicious|"
                     r"skipped|segfault|caught by type check|check was interrupted by user|"
                     r"not checked)\s*$")
@@ -808,44 +1150,69 @@ def _pragma_reasons(module: str) -> dict[str, int]:
 
 
 def _is_mutant(work: Path, name: str, text: str) -> bool:
-    """Whether mutant ``name`` still changes a line into one containing ``text``."""
+    """Whether mutant ``name`` still changes a line into one containing ``text`` (or, for
+    ``text`` starting with '-', only deletes a line containing the rest)."""
     diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
                           check=False, capture_output=True, text=True).stdout
-    return any(line.startswith("+") and text in line for line in diff.splitlines())
+    body = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    if text.startswith("-"):
+        return bool(body) and all(ln.startswith("-") for ln in body) and \
+            any(text[1:] in ln for ln in body)
+    return any(line.startswith("+") and text in line for line in body)
 
 
-def run_module(module: str, work: Path, survivors_of: dict | None = None,
-               rerun: bool = True) -> dict[str, object]:
-    """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate.
-
-    ``survivors_of``: the module's entry from a previous run kept in ``work``; only its
-    surviving mutants are run again, against the current test files (tests are only ever
-    added, so a mutant once killed stays killed); with ``rerun=False`` they are only
-    counted again (e.g. after naming more equivalent mutants).
-    """
-    mutmut = [sys.executable, "-m", "mutmut"]
-    names: list[str] = []
-    if survivors_of is None:
-        _prepare(module, work)
-    else:
-        names = list(survivors_of["survivors"]) if rerun else []
-        for dest in (work / "tests", work / "mutants" / "tests") if rerun else ():
-            shutil.copytree(ROOT / "tests", dest, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+def run_module(module: str, work: Path) -> dict[str, object]:
+    """Mutate one module in the scratch copy ``work``; counts of each status and the kill rate."""
+    _prepare(module, work)
     start = time.perf_counter()
-    if survivors_of is None or names:
-        subprocess.run([*mutmut, "run", "--max-children", "2", *names], cwd=work,
+    subprocess.run([*MUTMUT, "run", "--max-children", "2"], cwd=work, check=False,
+                   capture_output=True, text=True)
+    return _count(module, work, time.perf_counter() - start)
+
+
+def resume_module(module: str, work: Path, previous: Mapping[str, object],
+                  recheck: bool = True) -> dict[str, object]:
+    """Re-check, with the current tests, only the mutants a kept run left alive.
+
+    Tests added since that run can only kill more mutants (a killed mutant fails a test that
+    is still there), so the result equals a full run's; the mutated module must be unchanged
+    (else run it afresh). ``seconds`` adds this run's time to the kept run's. With
+    ``recheck=False`` the kept results are only counted again (after editing ``EXCLUDED``).
+    """
+    src = f"src/nutrimeta/{module}.py"
+    if not (work / "mutants").is_dir() or \
+            (ROOT / src).read_bytes() != (work / src).read_bytes():
+        raise SystemExit(f"{module}: no kept run of the current source in {work}; "
+                         "run without --resume")
+    alive = [name for name, status in _statuses(work)
+             if status not in ("killed", "caught by type check", "timeout")] if recheck else []
+    start = time.perf_counter()
+    if alive:
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns(
+            "__pycache__", ".hypothesis"))
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map new tests
+        subprocess.run([*MUTMUT, "run", "--max-children", "2", *alive], cwd=work,
                        check=False, capture_output=True, text=True)
-    res = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, check=False,
+    out = _count(module, work, time.perf_counter() - start + float(previous.get("seconds", 0)))
+    if recheck:
+        out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
+    return out
+
+
+def _statuses(work: Path) -> list[tuple[str, str]]:
+    """(mutant, status) of every mutant of the kept run in ``work``."""
+    res = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=work, check=False,
                          capture_output=True, text=True)
+    return [m.groups() for m in map(STATUS.match, res.stdout.splitlines()) if m]
+
+
+def _count(module: str, work: Path, seconds: float) -> dict[str, object]:
+    """Counts of each status in ``work`` (excluded mutants left out) and the kill rate."""
     counts: dict[str, int] = {}
     survivors = []
     excluded = {}
-    for line in res.stdout.splitlines():
-        m = STATUS.match(line)
-        if not m:
-            continue
-        name, status = m.groups()
+    for name, status in _statuses(work):
         if name in EXCLUDED and _is_mutant(work, name, EXCLUDED[name][0]):
             excluded[name] = EXCLUDED[name][1]
             continue
@@ -860,7 +1227,9 @@ def run_module(module: str, work: Path, survivors_of: dict | None = None,
     # reaches counts as surviving
     caught = killed + timeouts
     pragmas = _pragma_reasons(module)
+    unchecked = counts.get("not checked", 0)  # a stopped run: the rate is of checked ones
     return {"mutants": total, "killed": killed, "timeouts": timeouts,
+            **({"not_checked": unchecked} if unchecked else {}),
             "survived": total - caught,
             "excluded": {"by_pragma_lines": sum(pragmas.values()), "pragma_reasons": pragmas,
                          "by_name": len(excluded),
@@ -868,34 +1237,39 @@ def run_module(module: str, work: Path, survivors_of: dict | None = None,
                                      for r in sorted(set(excluded.values()))}},
             "counts": counts, "kill_rate": round(caught / total, 4) if total else None,
             "kill_rate_of_covered": round(caught / covered, 4) if covered else None,
-            "meets_goal": bool(total) and caught / total >= GOAL,
+            "meets_goal": bool(total) and not unchecked and caught / total >= GOAL,
             "tests": MODULES[module], "deselected": DESELECT, "survivors": survivors,
             "date": time.strftime("%Y-%m-%d"), "tool": f"mutmut {version('mutmut')}",
-            "seconds": round(time.perf_counter() - start, 1)
-            + (survivors_of["seconds"] if survivors_of else 0.0),
-            **({"survivors_rerun": survivors_of.get("survivors_rerun", 0) + len(names)}
-               if survivors_of else {})}
+            "seconds": round(seconds, 1)}
 
 
 def main(argv: list[str]) -> None:
-    survivors = "--survivors" in argv  # rerun the survivors of the copy kept by --keep
-    recount = "--recount" in argv  # count the kept copy's results again, running nothing
-    keep = "--keep" in argv or survivors or recount
-    flags = ("--keep", "--survivors", "--recount")
+    flags = ("--keep", "--resume", "--recount")
+    keep = any(f in argv for f in flags)
+    resume = "--resume" in argv or "--recount" in argv
     modules = [a for a in argv if a not in flags] or list(MODULES)
     results = json.loads(OUT.read_text("utf-8")) if OUT.exists() else {}
     results.setdefault("modules", {})
     for module in modules:
         print(f"mutating {module} ...", flush=True)
-        if keep:  # left in build/ for `mutmut results` / `mutmut show` there
-            results["modules"][module] = run_module(
-                module, ROOT / "build" / "mutation" / module.replace("/", "_"),
-                results["modules"][module] if survivors or recount else None,
-                rerun=not recount)
+        kept = ROOT / "build" / "mutation" / module.replace("/", "_")
+        if resume:
+            results["modules"][module] = resume_module(
+                module, kept, results["modules"].get(module, {}),
+                recheck="--recount" not in argv)
+        elif keep:  # left in build/ for `mutmut results` / `mutmut show` there
+            results["modules"][module] = run_module(module, kept)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 results["modules"][module] = run_module(module, Path(tmp) / "project")
-        results.get("not_yet_measured", {}).pop(module, None)
+        unchecked = results["modules"][module].get("not_checked")
+        if unchecked:  # a stopped run: say how to finish it
+            results.setdefault("not_yet_measured", {})[module] = (
+                f"{unchecked} mutants not checked (the run was stopped); the kill rate is of "
+                f"the checked ones: finish with `python benchmarks/mutation.py --resume "
+                f"{module}` on the kept copy")
+        else:
+            results.get("not_yet_measured", {}).pop(module, None)
         print(f"  {module}: {results['modules'][module]['kill_rate']}", flush=True)
         results["goal"] = GOAL
         results["machine"] = {"python": platform.python_version(), "arch": platform.machine(),

@@ -589,7 +589,9 @@ def _difference(
     if not crow:
         raise _Fail("no between-arm difference reported")
     week = _pick_week(crow, ("contrast",), settings.timepoint)
-    cands = [r for r in crow if _same_week(r, week)] or crow
+    cands = [r for r in crow if _same_week(r, week)]
+    if not cands:  # an explicit week the contrast rows lack (never with 'last')
+        raise _Fail(f"no between-arm difference reported at week {_g(week)}")
     row = cands[0]
     est = _num(row, "mean")
     if not math.isfinite(est):
