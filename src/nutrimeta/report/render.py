@@ -424,7 +424,9 @@ def _build(bundle: Bundle, bundle_name: str, effects: pd.DataFrame,
         "characteristics": tbl.display_frame(frames["study_characteristics"]),
         "not_poolable": tbl.display_frame(_with_labels(frames["not_poolable"], bundle)),
         "syntheses": tbl.display_frame(frames["published_syntheses"]),
-        "diagnostics": tbl.display_frame(frames["diagnostics"]),
+        "diagnostics": tbl.display_frame(frames["diagnostics"], {
+            # quadrature errors are tiny (1e-9 exact, 1e-3 grid): two significant digits
+            "integration_error": lambda v: "" if v is None else f"{v:.1e}"}),
         "methods": methods_text(bundle, effects, calibration),
         "provenance": provenance_rows(bundle, bundle_name),
         "citation": citation, "moderator": clean_json(mod),
