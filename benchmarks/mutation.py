@@ -1194,7 +1194,7 @@ def resume_module(module: str, work: Path, previous: Mapping[str, object],
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # map new tests
         subprocess.run([*MUTMUT, "run", "--max-children", "2", *alive], cwd=work,
                        check=False, capture_output=True, text=True)
-    out = _count(module, work, time.perf_counter() - start + float(previous.get("seconds", 0)))
+    out = _count(module, work, time.perf_counter() - start + float(previous.get("seconds") or 0))
     if recheck:
         out["resumed"] = {"rechecked": len(alive), "date": out["date"]}
     return out
