@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -247,14 +248,16 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
                 releases_dir: Path = Path("releases"),
                 bases: Sequence[str] | None = None,
                 outcomes: Sequence[str] | None = None, ev: Evidence | None = None,
-                workers: int | None = None, index: bool = True) -> list[Path]:
+                workers: int | None = None, index: bool = True,
+                pool: ProcessPoolExecutor | None = None) -> list[Path]:
     """Render every bundle (or those of ``bases``) into reports/, then the index (reads
     saved files only; ``ev``: the evidence already loaded). With ``outcomes``, each base
     holding a named outcome gets a report on those outcomes only, in
     ``reports/<base>/outcomes/<outcome>[+<outcome>…]/`` (the full report and the index are
     left as they are). The bases are rendered in parallel processes
     (:func:`~nutrimeta.report.render.render_evidence_bases`; ``workers`` processes, default
-    two on two or more cores); ``index=False`` leaves the index page out."""
+    two on two or more cores; or shared with the running worker processes of ``pool``);
+    ``index=False`` leaves the index page out."""
     from nutrimeta.report import render_evidence_bases, render_index
     from nutrimeta.report.changes import living_sections
 
@@ -295,7 +298,7 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
             check_findings=build_dir / "check" / "findings.json",
             references_bib=data_dir / base / "references.bib", outcomes=wanted or None,
             risk_of_bias_csv=data_dir / base / "risk_of_bias.csv"))
-    written = render_evidence_bases(jobs, workers)
+    written = render_evidence_bases(jobs, workers, pool)
     if not outcomes and index:
         written.append(render_index(bundles, reports_dir))
     return written
@@ -304,7 +307,7 @@ def run_reports(data_dir: Path, build_dir: Path, reports_dir: Path,
 def worker_pool() -> ProcessPoolExecutor | None:
     """Two worker processes beside this one when a second core is available, else None:
     the two cross-nutrient models compile (seconds each) while this process fits the
-    evidence bases by quadrature and renders their reports.
+    evidence bases by quadrature, then the workers share the evidence-base reports.
 
     Started from a fork server that has imported the sampling stack once (a forked copy of
     this process, which may run numba and the sampler's threads, would not be safe; two
@@ -314,7 +317,8 @@ def worker_pool() -> ProcessPoolExecutor | None:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["nutrimeta.cross", "nutrimeta.models.fitting",
                                     "nutrimeta.models.bayes", "nutrimeta.models.cross_mv",
-                                    "nutpie"])
+                                    "nutpie", "nutrimeta.report.render"])
+    forkserver.ensure_running()  # imports the stack now, beside the caller's own work
     return ProcessPoolExecutor(2, mp_context=context)
 
 
@@ -323,23 +327,25 @@ def run_all(data_dir: Path, analyses_dir: Path, build_dir: Path, reports_dir: Pa
             fit_echo: Echo | None = None, outcomes: Sequence[str] | None = None) -> int:
     """The whole pipeline; returns a process exit status (1 on data errors)."""
     start = time.perf_counter()
+    pool = worker_pool()  # its fork server imports the sampling stack while the data load
     ev = load_evidence(data_dir)
     for p in ev.problems:
         (echo if p.severity == "warning" else _echo_err)(str(p))
     if ev.errors:
+        if pool is not None:
+            pool.shutdown()
         _echo_err(f"{len(ev.errors)} data error(s): fix them, then run again (nothing was "
                   "fitted or written).")
         return 1
     echo(f"validated: {len(ev.studies)} studies, {len(ev.results)} result rows")
-    pool = worker_pool()
     early: list[Path] = []
 
     def base_reports(cross_done: bool) -> None:
-        # the evidence-base reports need no cross-nutrient result: rendered here while the
-        # workers fit it (in one process while they are busy, else in two)
+        # the evidence-base reports need no cross-nutrient result: rendered while the workers
+        # fit it, shared between this process and the workers as they come free
         early.extend(run_reports(data_dir, build_dir, reports_dir, bases=bases,
                                  outcomes=outcomes, ev=ev, index=False,
-                                 workers=None if cross_done else 1))
+                                 pool=None if cross_done else pool))
         for path in early:
             echo(f"wrote {path}")
 

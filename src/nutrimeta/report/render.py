@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -521,7 +521,8 @@ def render_evidence_base(bundle_path: Path, effects: pd.DataFrame, studies: pd.D
 
 
 def render_evidence_bases(jobs: Sequence[Mapping[str, Any]],
-                          workers: int | None = None) -> list[Path]:
+                          workers: int | None = None, pool: Executor | None = None
+                          ) -> list[Path]:
     """Render several evidence bases (keyword arguments of :func:`render_evidence_base` per
     job), in parallel processes when there is more than one job and more than one core.
 
@@ -538,13 +539,22 @@ def render_evidence_bases(jobs: Sequence[Mapping[str, Any]],
         One mapping per evidence base, e.g. ``{"bundle_path": ..., "effects": ..., ...}``.
     workers
         Number of processes; default: 2, or 1 on a single core (then no process is started).
+    pool
+        Worker processes already running other work (e.g. the cross-nutrient fits): every
+        job is queued there, and this process renders each job no worker has started yet
+        (largest first), so the bases are shared between this process and the workers as
+        they come free. ``workers`` is then not used.
     """
+    order = sorted(range(len(jobs)), key=lambda i: -Path(jobs[i]["bundle_path"]).stat().st_size)
+    if pool is not None:
+        queued = {i: pool.submit(render_evidence_base, **jobs[i]) for i in order}
+        done = {i: render_evidence_base(**jobs[i]) for i in order if queued[i].cancel()}
+        return [done[i] if i in done else queued[i].result() for i in range(len(jobs))]
     n = min(len(jobs), workers if workers is not None else min(2, os.cpu_count() or 1))
     if n <= 1:
         return [render_evidence_base(**job) for job in jobs]
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    order = sorted(range(len(jobs)), key=lambda i: -Path(jobs[i]["bundle_path"]).stat().st_size)
     with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
         futures = {i: pool.submit(render_evidence_base, **jobs[i]) for i in order}
         return [futures[i].result() for i in range(len(jobs))]
